@@ -1,0 +1,63 @@
+"""A client's share of the data: index arrays into the one copy its process holds.
+
+Every process (a Ray actor, the in-process engine, a SuperNode) loads the data set once and
+computes the seeded partition once; each client is then only an index array, so memory does
+not grow with the number of virtual clients.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from stamen.datasets import FederatedDataset, load_dataset, partition
+from stamen.simulations.config import Experiment
+
+
+def dataset_of(experiment: Experiment) -> FederatedDataset:
+    return load_dataset(experiment.dataset, seed=experiment.seed)
+
+
+@functools.lru_cache(maxsize=8)
+def train_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.ndarray, ...]:
+    """One index array into the train split per client, seeded by the run seed."""
+    data = dataset_of(experiment)
+    return tuple(_split(experiment, data.train.y, data.train.groups, num_partitions))
+
+
+@functools.lru_cache(maxsize=8)
+def test_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.ndarray, ...]:
+    """Each client's share of the test split, for client-side evaluation.
+
+    With ``partition=natural`` a client is tested on its own groups' held-out samples;
+    otherwise the test split is partitioned by the same rule and seed as the train split.
+    """
+    data = dataset_of(experiment)
+    if experiment.partition == "natural" and data.test.groups is not None:
+        train_groups = data.train.groups
+        return tuple(
+            np.flatnonzero(np.isin(data.test.groups, np.unique(train_groups[part])))
+            for part in train_partitions(experiment, num_partitions)
+        )
+    return tuple(_split(experiment, data.test.y, data.test.groups, num_partitions))
+
+
+def client_rng(seed: int, server_round: int, partition_id: int) -> np.random.Generator:
+    """The generator of one client in one round, independent of the engine and of order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, server_round, partition_id]))
+
+
+def _split(
+    experiment: Experiment, labels: np.ndarray, groups: np.ndarray | None, num_partitions: int
+) -> list[np.ndarray]:
+    return partition(
+        labels,
+        num_partitions,
+        experiment.partition,
+        groups=groups,
+        alpha=experiment.alpha,
+        min_size=experiment.min_partition_size,
+        classes_per_client=experiment.classes_per_client,
+        seed=experiment.seed,
+    )

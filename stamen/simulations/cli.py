@@ -1,0 +1,128 @@
+"""The ``stamen`` command line: ``stamen run`` and ``stamen partitions``.
+
+Settings are the Flower run-config keys, from ``--config FILE.toml`` then ``--set k=v``.
+Bad input prints one line naming what is allowed and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from stamen.errors import StamenError
+from stamen.simulations.config import Experiment, parse_assignment
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", help="TOML file of run-config keys.")
+]
+SetOption = Annotated[
+    Optional[list[str]], typer.Option("--set", help="key=value, repeatable; overrides --config.")
+]
+
+
+class Engine(str, Enum):
+    inline = "inline"
+    ray = "ray"
+
+
+@cli.command()
+def run(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    engine: Annotated[Engine, typer.Option(help="inline: one process; ray: Flower's engine.")] = Engine.inline,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+) -> None:
+    """Run one federated experiment and write its results folder."""
+    from stamen.simulations.progress import RoundProgress
+    from stamen.simulations.results import RunRecorder, default_out_dir
+
+    experiment = load_experiment(config, set_ or [])
+    out_dir = out or (Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment))
+    experiment = experiment.replace(out_dir=str(out_dir.resolve()))
+    console.print(f"[bold]stamen[/] {experiment.name} on the {engine.value} engine -> {out_dir}")
+    with RoundProgress(experiment.num_server_rounds, console) as progress:
+        if engine is Engine.inline:
+            from stamen.simulations.inline_engine import run_inline
+            from stamen.simulations.server_app import quiet_flower_logs
+
+            quiet_flower_logs()
+            run_inline(experiment, RunRecorder(out_dir, experiment, on_row=progress.update))
+        else:
+            from stamen.simulations.ray_engine import run_ray
+
+            run_ray(experiment, out_dir, on_row=progress.update)
+    console.print(progress.final_line())
+    console.print(f"results: {out_dir}")
+
+
+@cli.command()
+def partitions(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the plot and table.")] = None,
+) -> None:
+    """Print each client's label counts and save a label-distribution plot."""
+    from rich.table import Table
+
+    from stamen.clients.local_data import dataset_of, train_partitions
+    from stamen.datasets import label_counts, plot_label_distribution
+
+    experiment = load_experiment(config, set_ or [])
+    data = dataset_of(experiment)
+    counts = label_counts(data.train.y, train_partitions(experiment, experiment.num_clients))
+    table = Table(title=f"{experiment.dataset}: {experiment.partition} over {experiment.num_clients} clients")
+    table.add_column("client", justify="right")
+    for column in counts.columns:
+        table.add_column(str(column), justify="right")
+    for client, row in counts.iterrows():
+        table.add_row(str(client), *(str(int(v)) for v in row))
+    Console().print(table)
+    out_dir = out or Path("runs") / f"partitions-{experiment.name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts.to_csv(out_dir / "label_counts.csv")
+    plot_label_distribution(counts, out_dir / "label_distribution.png")
+    console.print(f"saved {out_dir / 'label_distribution.png'}")
+
+
+def load_experiment(config_file: Path | None, assignments: list[str]) -> Experiment:
+    """Defaults, then the TOML file, then ``--set`` assignments, validated once."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values.update(tomllib.loads(config_file.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise StamenError(f"cannot read config file {config_file}: {exc}") from exc
+    for text in assignments:
+        key, value = parse_assignment(text)
+        values[key] = value
+    return Experiment.from_run_config(values)
+
+
+def main() -> None:
+    """Entry point: one line and exit status 2 for bad input, 130 on Ctrl-C."""
+    try:
+        cli(standalone_mode=False)
+    except StamenError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted: finished rounds are in the output folder's metrics.csv")
+        sys.exit(130)
+    except (typer.Abort, typer.Exit) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

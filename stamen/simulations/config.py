@@ -1,0 +1,132 @@
+"""The run configuration: Flower's hyphenated run-config keys, parsed once into a dataclass.
+
+The same keys serve ``flwr run . --run-config "k=v"``, ``stamen run --set k=v`` and
+``--config FILE.toml``. They are validated here, in one place, with one-line errors that
+name the allowed values; no string-keyed dict travels further into the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+from stamen.errors import ConfigError
+from stamen.strategies import STRATEGIES
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One run's settings; field ``num_clients`` is run-config key ``num-clients``."""
+
+    dataset: str = "mnist"
+    partition: str = "dirichlet"
+    alpha: float = 0.5
+    min_partition_size: int = 10
+    classes_per_client: int = 2
+    num_clients: int = 20
+    fraction_train: float = 1.0
+    fraction_evaluate: float = 0.0
+    min_available_clients: int = 2
+    model: str = "cnn"
+    strategy: str = "fedavg"
+    server_momentum: float = 0.9
+    proximal_mu: float = 0.01
+    num_server_rounds: int = 3
+    local_epochs: int = 1
+    local_steps: int = 0
+    batch_size: int = 32
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 1
+    eval_samples: int = 0
+    eval_batch_size: int = 1000
+    client_cpus: float = 1
+    client_gpus: float = 0.0
+    out_dir: str = ""
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        positive = ("num_clients", "num_server_rounds", "batch_size", "eval_every",
+                    "eval_batch_size")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{key_of(name)} must be at least 1, got {getattr(self, name)}")
+        non_negative = ("local_epochs", "local_steps", "lr", "momentum", "weight_decay",
+                        "eval_samples", "min_partition_size", "server_momentum", "proximal_mu",
+                        "client_gpus", "min_available_clients", "seed")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key_of(name)} must be >= 0, got {getattr(self, name)}")
+        if self.alpha <= 0:
+            raise ConfigError(f"alpha must be > 0 (Dirichlet concentration), got {self.alpha}")
+        if self.local_epochs == 0 and self.local_steps == 0:
+            raise ConfigError("set local-epochs or local-steps (> 0); local-steps > 0 wins")
+        for name in ("fraction_train", "fraction_evaluate"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{key_of(name)} must be in [0, 1], got {getattr(self, name)}")
+        if self.fraction_train == 0:
+            raise ConfigError("fraction-train must be > 0")
+        if self.client_cpus <= 0:
+            raise ConfigError(f"client-cpus must be > 0, got {self.client_cpus}")
+        STRATEGIES.get(self.strategy)  # raises naming the known strategies
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ConfigError(
+                f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}, cuda:N"
+            )
+
+    @property
+    def name(self) -> str:
+        """A short name for folders: dataset, model, strategy."""
+        return f"{self.dataset.split(':')[-1].split('/')[-1]}-{self.model}-{self.strategy}"
+
+    def to_run_config(self) -> dict[str, Any]:
+        """The Flower run config (hyphenated keys) of this experiment."""
+        return {key_of(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any]) -> Experiment:
+        """Build from Flower's run config; unknown keys are an error naming the known ones."""
+        known = {key_of(f.name): f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(run_config) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {unknown[0]!r}: expected one of {', '.join(sorted(known))}"
+            )
+        return cls(**{known[key]: value for key, value in run_config.items()})
+
+    def replace(self, **changes: Any) -> Experiment:
+        return dataclasses.replace(self, **changes)
+
+
+def key_of(field_name: str) -> str:
+    """Run-config key of a dataclass field: ``num_clients`` -> ``num-clients``."""
+    return field_name.replace("_", "-")
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse ``key=value`` with a TOML value; bare words are strings (``model=cnn``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"expected key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), value
+
+
+def _check_types(experiment: Experiment) -> None:
+    for field in dataclasses.fields(experiment):
+        value = getattr(experiment, field.name)
+        expected = {"int": int, "float": (int, float), "str": str}[field.type]
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise ConfigError(
+                f"{key_of(field.name)} must be {field.type}, got {value!r}"
+            )

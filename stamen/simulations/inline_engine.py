@@ -1,0 +1,109 @@
+"""The in-process engine: a Flower ``Grid`` that hands each Message to the ClientApp directly.
+
+No SuperLink, no Ray, no serialisation: the same ServerApp logic and the same ClientApp run
+in one process, one message at a time. Each virtual node keeps its own ``Context`` (node
+config ``partition-id``/``num-partitions``, persistent state) as on Flower's simulation
+engine. A ClientApp that raises is answered with an error reply, as Flower's engine does,
+so one failing client never stops the server.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterable
+from logging import ERROR
+from uuid import uuid4
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+from stamen.clients.client_app import app as client_app
+from stamen.simulations.config import Experiment
+from stamen.simulations.results import RunRecorder
+from stamen.simulations.server_app import run_experiment
+
+
+
+class InlineGrid(Grid):
+    """Delivers messages to ``client_app`` in this process, for ``num_nodes`` virtual nodes."""
+
+    def __init__(
+        self, client_app: ClientApp, run_config: dict, num_nodes: int, run_id: int = 1
+    ) -> None:
+        self._client_app = client_app
+        # Messages take their sender and run from the process's task identity, which
+        # Flower's runtimes set before a ServerApp starts; this engine is that runtime.
+        TaskIdentity.task_id = run_id
+        TaskIdentity.run_id = run_id
+        TaskIdentity.node_id = SUPERLINK_NODE_ID
+        self._run = Run.create_empty(run_id)
+        self._run.override_config = dict(run_config)
+        # Deterministic node IDs, after the server's own SUPERLINK_NODE_ID.
+        self._contexts = {
+            SUPERLINK_NODE_ID + 1 + partition_id: Context(
+                run_id=run_id,
+                node_id=SUPERLINK_NODE_ID + 1 + partition_id,
+                node_config={"partition-id": partition_id, "num-partitions": num_nodes},
+                state=RecordDict(),
+                run_config=dict(run_config),
+            )
+            for partition_id in range(num_nodes)
+        }
+        self._replies: dict[str, Message] = {}
+
+    def set_run(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> list[int]:
+        return list(self._contexts)
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        """Run the ClientApp on each message now; replies wait for ``pull_messages``."""
+        ids = []
+        for message in messages:
+            message.metadata.__dict__["_message_id"] = uuid4().hex
+            self._replies[message.metadata.message_id] = self._deliver(message)
+            ids.append(message.metadata.message_id)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
+        return [self._replies.pop(i) for i in message_ids if i in self._replies]
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        return self.pull_messages(self.push_messages(messages))
+
+    def _deliver(self, message: Message) -> Message:
+        context = self._contexts.get(message.metadata.dst_node_id)
+        try:
+            if context is None:
+                raise KeyError(f"no node {message.metadata.dst_node_id}")
+            reply = self._client_app(message, context)
+        except Exception as exc:  # noqa: BLE001  a failing client must not stop the server
+            log(ERROR, "ClientApp failed on node %s: %s", message.metadata.dst_node_id, exc)
+            log(ERROR, traceback.format_exc())
+            error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=repr(exc))
+            reply = Message(error, reply_to=message)
+        reply.metadata.__dict__["_message_id"] = uuid4().hex
+        reply.metadata.__dict__["_delivered_at"] = str(time.time())
+        return reply
+
+
+def run_inline(experiment: Experiment, recorder: RunRecorder) -> dict:
+    """Run ``experiment`` with all clients in this process; return the run summary."""
+    grid = InlineGrid(client_app, experiment.to_run_config(), experiment.num_clients)
+    return run_experiment(grid, experiment, recorder, engine="inline")

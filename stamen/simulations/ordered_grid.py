@@ -1,0 +1,78 @@
+"""A Grid wrapper that makes client sampling and aggregation order engine-independent.
+
+Node IDs are random on Flower's engines, and replies arrive in completion order. Flower's
+strategies sample from ``grid.get_node_ids()`` with Python's ``random`` and sum replies in
+the order received, so the same seed would give different runs on different engines. This
+wrapper lists nodes by their ``partition-id`` (asked once with a ``query`` message) and
+returns replies in the order of the requests; with ``random`` seeded from the run seed, the
+same clients are sampled and summed in the same order on every engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from logging import WARNING
+
+from flwr.app import Message, RecordDict
+from flwr.common.logger import log
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+
+class PartitionOrderedGrid(Grid):
+    """Delegates to ``grid``; nodes sorted by partition id, replies in request order."""
+
+    def __init__(self, grid: Grid, timeout: float = 600.0) -> None:
+        self._grid = grid
+        self._timeout = timeout
+        self._partition_of: dict[int, float] = {}
+
+    def set_run(self, run: Run) -> None:
+        self._grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        return self._grid.run
+
+    def create_message(self, content, message_type, dst_node_id, group_id, ttl=None) -> Message:
+        return self._grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> list[int]:
+        node_ids = list(self._grid.get_node_ids())
+        unknown = [node for node in node_ids if node not in self._partition_of]
+        if unknown:
+            self._partition_of.update(self._query_partitions(unknown))
+        return sorted(node_ids, key=lambda node: (self._partition_of[node], node))
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self._grid.pull_messages(message_ids)
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        messages = list(messages)
+        if not messages:
+            return []
+        replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        position = {msg.metadata.message_id: i for i, msg in enumerate(messages)}
+        return sorted(
+            replies, key=lambda r: position.get(r.metadata.reply_to_message_id, len(position))
+        )
+
+    def _query_partitions(self, node_ids: list[int]) -> dict[int, float]:
+        """Ask nodes for their partition id; nodes that cannot say sort last, by node id."""
+        queries = [Message(RecordDict(), dst_node_id=node, message_type="query") for node in node_ids]
+        found = {node: math.inf for node in node_ids}
+        for reply in self._grid.send_and_receive(queries, timeout=self._timeout):
+            node = reply.metadata.src_node_id
+            if reply.has_error() or "partition-id" not in reply.content.get("metrics", {}):
+                continue
+            found[node] = float(reply.content["metrics"]["partition-id"])
+        missing = sum(math.isinf(p) for p in found.values())
+        if missing:
+            log(WARNING, "%d node(s) did not report a partition-id; ordered by node id", missing)
+        return found

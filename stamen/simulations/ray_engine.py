@@ -1,0 +1,211 @@
+"""The Ray engine: Flower's own simulation engine, driven through ``flwr run``.
+
+``stamen run --engine ray`` starts a private ``flower-superlink --simulation`` on free
+loopback ports with its own ``FLWR_HOME``, submits a generated Flower App (a
+``pyproject.toml`` naming Stamen's installed ServerApp and ClientApp, with the resolved run
+config), streams the run, and stops everything it started, by process group, on exit,
+error or Ctrl-C. Client resources (CPUs, GPU fraction per virtual client) come from the
+``client-cpus`` and ``client-gpus`` keys.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import tomli_w
+
+from stamen.errors import StamenError
+from stamen.simulations.config import Experiment
+from stamen.simulations.results import METRICS_FILE, Row
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+def run_ray(
+    experiment: Experiment, out_dir: Path, on_row: Callable[[Row], None] | None = None
+) -> None:
+    """Run ``experiment`` on Flower's Ray simulation engine; results go to ``out_dir``."""
+    out_dir = Path(out_dir).resolve()
+    experiment = experiment.replace(out_dir=str(out_dir))
+    with tempfile.TemporaryDirectory(prefix="stamen-flwr-") as home:
+        home = Path(home)
+        env = flower_env(home)
+        app_dir = write_app(home / "app", experiment)
+        with superlink(home, env) as address:
+            write_connection(home, address)
+            federation = (
+                f"num-supernodes={experiment.num_clients} "
+                f"client-resources-num-cpus={experiment.client_cpus} "
+                f"client-resources-num-gpus={experiment.client_gpus}"
+            )
+            command = [
+                "flwr", "run", str(app_dir), "stamen", "--stream",
+                "--federation-config", federation,
+            ]
+            with _follow_metrics(out_dir / METRICS_FILE, on_row):
+                run = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True)
+            if run.returncode != 0 or not (out_dir / "summary.json").exists():
+                log = (home / "superlink.log").read_text() if (home / "superlink.log").exists() else ""
+                tail = "\n".join((run.stdout + run.stderr + log).splitlines()[-40:])
+                raise StamenError(f"the Ray run failed (flwr run exit {run.returncode}):\n{tail}")
+
+
+def flower_env(home: Path) -> dict[str, str]:
+    """Environment for Flower's processes: private FLWR_HOME, offline, this interpreter."""
+    env = dict(os.environ)
+    env.update(
+        FLWR_HOME=str(home),
+        FLWR_TELEMETRY_ENABLED="0",
+        FLWR_DISABLE_UPDATE_CHECK="1",
+        FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
+        RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO="0",
+        RAY_DEDUP_LOGS="0",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def write_app(app_dir: Path, experiment: Experiment) -> Path:
+    """A minimal Flower App naming Stamen's installed components, with this run config."""
+    app_dir.mkdir(parents=True)
+    project = {
+        "build-system": {"requires": ["setuptools"], "build-backend": "setuptools.build_meta"},
+        "project": {"name": "stamen-run", "version": "1.0.0", "dependencies": []},
+        "tool": {
+            "flwr": {
+                "app": {
+                    "publisher": "stamen",
+                    "components": {
+                        "serverapp": "stamen.simulations.server_app:app",
+                        "clientapp": "stamen.clients.client_app:app",
+                    },
+                    "config": experiment.to_run_config(),
+                }
+            }
+        },
+    }
+    (app_dir / "pyproject.toml").write_text(tomli_w.dumps(project))
+    return app_dir
+
+
+def write_connection(home: Path, address: str) -> None:
+    connection = {"superlink": {"default": "stamen", "stamen": {"address": address, "insecure": True}}}
+    (home / "config.toml").write_text(tomli_w.dumps(connection))
+
+
+@contextmanager
+def superlink(home: Path, env: dict[str, str]) -> Iterator[str]:
+    """A simulation SuperLink on free loopback ports, stopped (whole group) on exit."""
+    port, control_port = free_port(), free_port()
+    executable = shutil.which("flower-superlink", path=env["PATH"])
+    if executable is None:
+        raise StamenError("flower-superlink not found: install flwr[simulation]")
+    command = [
+        executable, "--insecure", "--simulation", "--isolation", "subprocess",
+        "--disable-runtime-dependency-installation",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--control-api-address", f"127.0.0.1:{control_port}",
+        "--log-file", str(home / "superlink.log"),
+    ]
+    process = subprocess.Popen(
+        command, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_healthy(process, port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_process_group(process)
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the process's group, then SIGKILL what is left after ``grace_s``."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _group_alive(process.pid):
+        process.poll()
+        time.sleep(0.1)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _wait_healthy(process: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StamenError(f"flower-superlink exited with code {process.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise StamenError(f"flower-superlink did not start within {STARTUP_TIMEOUT_S:.0f} s")
+
+
+@contextmanager
+def _follow_metrics(path: Path, on_row: Callable[[Row], None] | None) -> Iterator[None]:
+    """Feed ``on_row`` with rows the ServerApp appends to ``metrics.csv`` (progress)."""
+    if on_row is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def follow() -> None:
+        seen = 0
+        while not stop.wait(0.5):
+            seen = _emit_new_rows(path, seen, on_row)
+        _emit_new_rows(path, seen, on_row)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _emit_new_rows(path: Path, seen: int, on_row: Callable[[Row], None]) -> int:
+    if not path.exists():
+        return seen
+    try:
+        rows = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError):
+        return seen
+    for row in rows.iloc[seen:].itertuples(index=False):
+        on_row(Row(int(row.round), row.scope, row.metric, float(row.value)))
+    return len(rows)

@@ -1,0 +1,119 @@
+"""A run's output folder: config, tidy metrics written as rounds finish, summary, model.
+
+``metrics.csv`` is a tidy long table ``round, scope, metric, value`` (scope ``server`` for
+centralised evaluation, ``clients`` for aggregated client metrics). Rows are appended and
+flushed as each round ends, so an interrupted run keeps every finished round.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+import tomli_w
+import torch
+
+from stamen.simulations.config import Experiment
+
+METRICS_FILE = "metrics.csv"
+COLUMNS = ("round", "scope", "metric", "value")
+
+
+@dataclass(frozen=True)
+class Row:
+    round: int
+    scope: str
+    metric: str
+    value: float
+
+
+def default_out_dir(experiment: Experiment, root: Path = Path("runs")) -> Path:
+    """``runs/<timestamp>-<short name>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{stamp}-{experiment.name}"
+
+
+class RunRecorder:
+    """Writes one run's folder; ``on_row`` sees every metric row (for progress displays)."""
+
+    def __init__(
+        self,
+        out_dir: Path,
+        experiment: Experiment,
+        on_row: Callable[[Row], None] | None = None,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.experiment = experiment
+        self.on_row = on_row
+        self.started = time.perf_counter()
+        _write_atomic(self.out_dir / "config.toml", tomli_w.dumps(experiment.to_run_config()))
+        with open(self.out_dir / METRICS_FILE, "w", newline="") as file:
+            csv.writer(file).writerow(COLUMNS)
+
+    def add(self, server_round: int, scope: str, metrics: Mapping[str, float]) -> None:
+        """Append one row per metric and flush, so finished rounds survive a crash."""
+        rows = [
+            Row(server_round, scope, name, float(value))
+            for name, value in metrics.items()
+            if isinstance(value, (int, float))
+        ]
+        with open(self.out_dir / METRICS_FILE, "a", newline="") as file:
+            csv.writer(file).writerows((r.round, r.scope, r.metric, r.value) for r in rows)
+        if self.on_row:
+            for row in rows:
+                self.on_row(row)
+
+    def finish(self, model: torch.nn.Module, engine: str) -> dict:
+        """Write the final model, ``summary.json`` and ``accuracy.png``; return the summary."""
+        from stamen.simulations.plots import plot_accuracy
+
+        torch.save(model.state_dict(), self.out_dir / "model.pt")
+        metrics = read_metrics(self.out_dir)
+        server = metrics[metrics.scope == "server"]
+        final = server[server["round"] == server["round"].max()] if len(server) else server
+        summary = {
+            "name": self.experiment.name,
+            "engine": engine,
+            "seed": self.experiment.seed,
+            "rounds": self.experiment.num_server_rounds,
+            "final": {row.metric: row.value for row in final.itertuples()},
+            "best-accuracy": float(server[server.metric == "accuracy"].value.max())
+            if len(server)
+            else None,
+            "wall-time-s": round(time.perf_counter() - self.started, 3),
+            "versions": library_versions(),
+        }
+        _write_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+        plot_accuracy(metrics, self.out_dir / "accuracy.png", title=self.experiment.name)
+        return summary
+
+
+def read_metrics(out_dir: Path) -> pd.DataFrame:
+    """The tidy metrics table of a run folder."""
+    return pd.read_csv(Path(out_dir) / METRICS_FILE)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in ("stamen", "flwr", "flwr-datasets", "torch", "numpy", "pandas"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

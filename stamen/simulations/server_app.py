@@ -1,0 +1,103 @@
+"""Stamen's Flower ServerApp: build the experiment from the run config and run it.
+
+``run_experiment`` is the whole server side and takes any Flower ``Grid``: the SuperLink's
+(``flwr run``, Ray simulation or deployment) or the in-process engine's.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from logging import WARNING
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.common.logger import log
+from flwr.serverapp import Grid, ServerApp
+
+from stamen.clients.training import evaluate, resolve_device
+from stamen.datasets import FederatedDataset, load_dataset
+from stamen.models import create_model
+from stamen.simulations.config import Experiment
+from stamen.simulations.ordered_grid import PartitionOrderedGrid
+from stamen.simulations.recorded_strategy import RecordedStrategy
+from stamen.simulations.results import RunRecorder, default_out_dir
+from stamen.strategies import build_strategy
+
+app = ServerApp()
+
+# Settings the server sends in each train message's ConfigRecord; clients fall back to the
+# run config for anything missing, so standard Flower strategies work with our ClientApp.
+TRAIN_KEYS = ("local-epochs", "local-steps", "batch-size", "lr", "momentum", "weight-decay")
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    experiment = Experiment.from_run_config(dict(context.run_config))
+    out_dir = Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment)
+    run_experiment(grid, experiment, RunRecorder(out_dir, experiment), engine="flower")
+
+
+def run_experiment(
+    grid: Grid, experiment: Experiment, recorder: RunRecorder, engine: str
+) -> dict:
+    """Run ``num-server-rounds`` rounds on ``grid``; write results; return the summary."""
+    # flwr's strategies sample clients with Python's `random`: seed it from the run seed.
+    random.seed(experiment.seed)
+    data = load_dataset(experiment.dataset, seed=experiment.seed)
+    model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
+    grid = PartitionOrderedGrid(grid)
+    _check_node_count(grid, experiment)
+    strategy = RecordedStrategy(build_strategy(experiment), recorder)
+    config = experiment.to_run_config()
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(model.state_dict()),
+        num_rounds=experiment.num_server_rounds,
+        train_config=ConfigRecord({key: config[key] for key in TRAIN_KEYS}),
+        evaluate_fn=server_evaluation(experiment, data, recorder),
+    )
+    model.load_state_dict(result.arrays.to_torch_state_dict())
+    return recorder.finish(model, engine)
+
+
+def server_evaluation(
+    experiment: Experiment, data: FederatedDataset, recorder: RunRecorder
+) -> Callable[[int, ArrayRecord], MetricRecord | None]:
+    """Centralised evaluation on the test split at round 0, every ``eval-every`` rounds
+    and at the last round; ``eval-samples > 0`` evaluates on a fixed seeded subset."""
+    device = resolve_device(experiment.device)
+    model = create_model(experiment.model, data.input_shape, data.num_classes, 0).to(device)
+    indices = np.arange(len(data.test))
+    if 0 < experiment.eval_samples < len(indices):
+        rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0xE7A1]))
+        indices = np.sort(rng.choice(indices, experiment.eval_samples, replace=False))
+
+    def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        due = server_round % experiment.eval_every == 0
+        if not (due or server_round == experiment.num_server_rounds):
+            return None
+        model.load_state_dict(arrays.to_torch_state_dict())
+        metrics = evaluate(model, data, data.test, indices, experiment.eval_batch_size, device)
+        recorder.add(server_round, "server", {k: metrics[k] for k in ("accuracy", "loss")})
+        return MetricRecord(metrics)
+
+    return evaluate_fn
+
+
+def _check_node_count(grid: Grid, experiment: Experiment) -> None:
+    nodes = len(grid.get_node_ids())
+    if nodes and nodes != experiment.num_clients:
+        log(
+            WARNING,
+            "The federation has %d nodes but num-clients=%d; the data is split into %d "
+            "partitions (in a simulation pass --federation-config 'num-supernodes=%d').",
+            nodes, experiment.num_clients, nodes, experiment.num_clients,
+        )
+
+
+def quiet_flower_logs() -> None:
+    """Silence flwr's per-round INFO lines (used when a progress display is shown)."""
+    logging.getLogger("flwr").setLevel(WARNING)

@@ -12,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import click
 import typer
 from rich.console import Console
 
@@ -110,19 +111,14 @@ def load_experiment(config_file: Path | None, assignments: list[str]) -> Experim
 def main() -> None:
     """Entry point: one line and exit status 2 for bad input, 130 on Ctrl-C."""
     try:
-        cli(standalone_mode=False)
+        status = cli(standalone_mode=False)
     except StamenError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("interrupted: finished rounds are in the output folder's metrics.csv")
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("interrupted: the rounds that finished are in the output folder")
         sys.exit(130)
-    except (typer.Abort, typer.Exit) as exc:
-        sys.exit(getattr(exc, "exit_code", 1))
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)

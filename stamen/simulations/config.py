@@ -12,7 +12,10 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from stamen.datasets import DATASETS, PARTITIONERS
+from stamen.datasets.loading import parse_spec
 from stamen.errors import ConfigError
+from stamen.models import MODELS
 from stamen.strategies import STRATEGIES
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -75,7 +78,11 @@ class Experiment:
             raise ConfigError("fraction-train must be > 0")
         if self.client_cpus <= 0:
             raise ConfigError(f"client-cpus must be > 0, got {self.client_cpus}")
-        STRATEGIES.get(self.strategy)  # raises naming the known strategies
+        # Each lookup raises a ConfigError naming the registered names.
+        STRATEGIES.get(self.strategy)
+        MODELS.get(self.model)
+        PARTITIONERS.get(self.partition)
+        DATASETS.get(parse_spec(self.dataset)[0])
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(
                 f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}, cuda:N"

@@ -3,8 +3,8 @@
 ``stamen run --engine ray`` starts a private ``flower-superlink --simulation`` on free
 loopback ports with its own ``FLWR_HOME``, submits a generated Flower App (a
 ``pyproject.toml`` naming Stamen's installed ServerApp and ClientApp, with the resolved run
-config), streams the run, and stops everything it started, by process group, on exit,
-error or Ctrl-C. Client resources (CPUs, GPU fraction per virtual client) come from the
+config), streams the run, and stops every process it started (see
+:mod:`stamen.simulations.processes`) on exit, error or Ctrl-C. Client resources (CPUs, GPU fraction per virtual client) come from the
 ``client-cpus`` and ``client-gpus`` keys.
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +29,7 @@ import tomli_w
 
 from stamen.errors import StamenError
 from stamen.simulations.config import Experiment
+from stamen.simulations.processes import MARKER_VARIABLE, stop_marked
 from stamen.simulations.results import METRICS_FILE, Row
 
 STARTUP_TIMEOUT_S = 60.0
@@ -73,6 +74,7 @@ def flower_env(home: Path) -> dict[str, str]:
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
         RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO="0",
         RAY_DEDUP_LOGS="0",
+        **{MARKER_VARIABLE: uuid.uuid4().hex},
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
@@ -108,7 +110,8 @@ def write_connection(home: Path, address: str) -> None:
 
 @contextmanager
 def superlink(home: Path, env: dict[str, str]) -> Iterator[str]:
-    """A simulation SuperLink on free loopback ports, stopped (whole group) on exit."""
+    """A simulation SuperLink on free loopback ports; on exit, every process of the run
+    (SuperLink, ``flwr-simulation``, Ray) is stopped by its marker."""
     port, control_port = free_port(), free_port()
     executable = shutil.which("flower-superlink", path=env["PATH"])
     if executable is None:
@@ -122,44 +125,19 @@ def superlink(home: Path, env: dict[str, str]) -> Iterator[str]:
     ]
     process = subprocess.Popen(
         command, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
     )
     try:
         _wait_healthy(process, port)
         yield f"127.0.0.1:{port}"
     finally:
-        stop_process_group(process)
-
-
-def stop_process_group(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the process's group, then SIGKILL what is left after ``grace_s``."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and _group_alive(process.pid):
-        process.poll()
-        time.sleep(0.1)
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
+        stop_marked(env[MARKER_VARIABLE])
+        process.wait()
 
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def _wait_healthy(process: subprocess.Popen, port: int) -> None:

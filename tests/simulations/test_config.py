@@ -1,0 +1,67 @@
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from stamen.errors import ConfigError
+from stamen.simulations.config import Experiment, parse_assignment
+
+PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
+
+
+def test_pyproject_run_config_lists_every_key_with_its_default():
+    table = tomllib.loads(PYPROJECT.read_text())["tool"]["flwr"]["app"]["config"]
+    assert table == Experiment().to_run_config()
+
+
+def test_run_config_round_trip():
+    experiment = Experiment(num_clients=7, alpha=0.1, model="mlp")
+    assert Experiment.from_run_config(experiment.to_run_config()) == experiment
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("strategy", "fedsomething", "fedavg"),
+        ("model", "transformer", "cnn"),
+        ("partition", "random", "dirichlet"),
+        ("dataset", "cifar10", "mnist"),
+        ("alpha", 0.0, "alpha must be > 0"),
+        ("alpha", -1.0, "alpha must be > 0"),
+        ("num-clients", 0, "num-clients must be at least 1"),
+        ("fraction-train", 1.5, "[0, 1]"),
+        ("device", "tpu", "auto"),
+        ("lr", "fast", "lr must be float"),
+        ("no-such-key", 1, "expected one of"),
+    ],
+)
+def test_bad_values_name_what_is_allowed(key, value, allowed):
+    with pytest.raises(ConfigError) as error:
+        Experiment.from_run_config({key: value})
+    message = str(error.value)
+    assert allowed in message
+    assert "\n" not in message
+
+
+def test_local_epochs_or_steps_required():
+    with pytest.raises(ConfigError, match="local-epochs or local-steps"):
+        Experiment(local_epochs=0, local_steps=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("lr=0.1", ("lr", 0.1)),
+        ("num-clients = 5", ("num-clients", 5)),
+        ("model=cnn", ("model", "cnn")),
+        ('dataset="hf:uoft-cs/cifar10"', ("dataset", "hf:uoft-cs/cifar10")),
+        ("dataset=npz:/tmp/x.npz", ("dataset", "npz:/tmp/x.npz")),
+    ],
+)
+def test_parse_assignment(text, expected):
+    assert parse_assignment(text) == expected
+
+
+def test_parse_assignment_needs_equals():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_assignment("lr")

@@ -1,7 +1,7 @@
 """The ``hf:<name>`` source: an image-classification data set from the Hugging Face Hub.
 
 For users who are online (e.g. ``hf:ylecun/mnist``, ``hf:uoft-cs/cifar10``). The set is read
-with ``datasets.load_dataset`` (the loader flwr-datasets' ``FederatedDataset`` uses); its
+through flwr-datasets' ``FederatedDataset``; its
 image column becomes ``uint8 (N, C, H, W)`` and its class-label column ``int64`` labels.
 Partitioning is left to `stamen.datasets.partition`. Offline (``HF_HUB_OFFLINE`` or
 ``HF_DATASETS_OFFLINE`` set, or no connection) the source fails at once with one line.
@@ -10,6 +10,8 @@ Partitioning is left to `stamen.datasets.partition`. Offline (``HF_HUB_OFFLINE``
 from __future__ import annotations
 
 import os
+import socket
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -54,10 +56,14 @@ def load_hf(name: str, seed: int = 0) -> FederatedDataset:
     flagged = [v for v in OFFLINE_VARIABLES if os.environ.get(v, "").lower() in truthy]
     if flagged:
         raise _unavailable(name, f"{flagged[0]} is set")
+    if not _hub_reachable():
+        raise _unavailable(name, "the Hub cannot be reached")
     try:
         import datasets
+        from flwr_datasets import FederatedDataset as HubDataset
 
-        loaded = datasets.load_dataset(name)
+        hub = HubDataset(dataset=name, partitioners={"train": 1})
+        loaded = {split: hub.load_split(split) for split in hub.dataset}
     except datasets.exceptions.DatasetNotFoundError:
         raise DatasetUnavailable(
             f"hf:{name} was not found on the Hugging Face Hub: check the name, or log in if it "
@@ -78,6 +84,16 @@ def load_hf(name: str, seed: int = 0) -> FederatedDataset:
         num_classes=loaded["train"].features[label].num_classes,
         input_shape=tuple(train.x.shape[1:]), kind="image",
     )
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hub's host answers, so that offline use fails at once, not after retries."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 DATASETS.register("hf:", Source(load_hf))

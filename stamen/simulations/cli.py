@@ -49,6 +49,7 @@ def run(
     experiment = load_experiment(config, set_ or [])
     out_dir = out or (Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment))
     experiment = experiment.replace(out_dir=str(out_dir.resolve()))
+    preflight(experiment)
     console.print(f"[bold]stamen[/] {experiment.name} on the {engine.value} engine -> {out_dir}")
     with RoundProgress(experiment.num_server_rounds, console) as progress:
         if engine is Engine.inline:
@@ -92,6 +93,15 @@ def partitions(
     counts.to_csv(out_dir / "label_counts.csv")
     plot_label_distribution(counts, out_dir / "label_distribution.png")
     console.print(f"saved {out_dir / 'label_distribution.png'}")
+
+
+def preflight(experiment: Experiment) -> None:
+    """Fail before any engine starts if the data set cannot be had or the model not fit it."""
+    from stamen.datasets import load_dataset
+    from stamen.models import create_model
+
+    data = load_dataset(experiment.dataset, seed=experiment.seed)
+    create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
 
 
 def load_experiment(config_file: Path | None, assignments: list[str]) -> Experiment:

@@ -99,5 +99,5 @@ def _check_node_count(grid: Grid, experiment: Experiment) -> None:
 
 
 def quiet_flower_logs() -> None:
-    """Silence flwr's per-round INFO lines (used when a progress display is shown)."""
-    logging.getLogger("flwr").setLevel(WARNING)
+    """Silence flwr's per-round log lines (used when a progress display is shown)."""
+    logging.getLogger("flwr").setLevel(logging.ERROR)

@@ -73,3 +73,14 @@ def test_hf_offline_fails_fast_with_one_line(monkeypatch):
     message = str(info.value)
     assert message.startswith("hf:ylecun/mnist needs internet access to the Hugging Face Hub")
     assert "\n" not in message
+
+
+def test_hf_unreachable_hub_fails_fast_with_one_line(monkeypatch):
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(DatasetUnavailable) as error:
+        load_dataset("hf:uoft-cs/cifar10")
+    assert time.monotonic() - started < 5
+    assert "cannot be reached" in str(error.value) and "\n" not in str(error.value)

@@ -65,3 +65,10 @@ def test_parse_assignment(text, expected):
 def test_parse_assignment_needs_equals():
     with pytest.raises(ConfigError, match="key=value"):
         parse_assignment("lr")
+
+
+def test_readme_table_documents_every_key_with_its_default():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for key, value in Experiment().to_run_config().items():
+        shown = f'"{value}"' if isinstance(value, str) else str(value)
+        assert f"| `{key}` | `{shown}` |" in readme, key

@@ -75,3 +75,12 @@ def test_ray_and_inline_give_the_same_final_model(tiny_experiment, tmp_path):
         inline_metrics[["round", "scope", "metric"]], ray_metrics[["round", "scope", "metric"]]
     )
     assert (inline_metrics.value - ray_metrics.value).abs().max() < 1e-5
+
+
+def test_client_side_evaluation_is_recorded(tiny_experiment, tmp_path):
+    experiment = tiny_experiment.replace(fraction_evaluate=1.0, partition="natural")
+    out = run_on_inline(experiment, tmp_path / "run")
+    metrics = pd.read_csv(out / "metrics.csv")
+    client_eval = metrics[(metrics.scope == "clients") & (metrics.metric == "eval-accuracy")]
+    assert list(client_eval["round"]) == [1, 2]
+    assert client_eval.value.between(0, 1).all()

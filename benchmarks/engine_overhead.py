@@ -21,11 +21,11 @@ the cores are shared: with another process busy on both cores, a 2-thread traini
 The data set is loaded and partitioned before any timing, so ``bare`` and ``inline`` measure
 training only; Ray's workers load it themselves, which is part of its fixed cost.
 
-Columns: ``wall_s`` (whole run), ``round_s`` (steady-state seconds per round, from the time
-round 1 ends to the time the last round ends, divided by rounds - 1; Ray's is read from
-``metrics.csv`` polled every 0.5 s), ``fixed_s = wall_s - rounds * round_s`` (startup, the two
-evaluations, output files, teardown), their ratios to ``bare`` measured in the same run, and
-the final test accuracy. Target: ``inline`` within 1.2x of ``bare``.
+Columns: ``wall_s`` (whole run); ``round_s``, steady-state seconds per round: from the end of
+round 1 to the end of the last round, divided by rounds - 1 (Ray's round ends are read from
+``metrics.csv``, polled every 0.5 s, so give it 20+ rounds); ``fixed_s = wall_s - rounds *
+round_s`` (startup, the two evaluations, output files, teardown); both ratios to ``bare``
+measured in the same run; the final test accuracy. Target: ``inline`` within 1.2x of ``bare``.
 
     python benchmarks/engine_overhead.py [--rounds 50] [--clients 25] [--engines bare,inline,ray]
 """
@@ -36,6 +36,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +54,7 @@ from stamen.simulations.results import Row
 ENGINES = ("bare", "inline", "ray")
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_RATIO = 1.2
+POLL_S = 0.5  # run_ray reads metrics.csv this often
 
 
 def experiment_of(args: argparse.Namespace) -> Experiment:
@@ -87,9 +89,9 @@ class RoundClock:
 
     def round_s(self) -> float:
         """Seconds per round between the end of round 1 and the end of the last round."""
-        if len(self.ended) < 2:
-            return float("nan")
-        first, last = min(self.ended), max(self.ended)
+        first, last = min(self.ended, default=0), max(self.ended, default=0)
+        if last <= first or self.ended[last] - self.ended[first] < POLL_S:
+            return float("nan")  # Ray's rows all arrived in one poll: too few rounds
         return (self.ended[last] - self.ended[first]) / (last - first)
 
 
@@ -99,7 +101,8 @@ def run_bare(experiment: Experiment, clock: RoundClock) -> float:
     data = dataset_of(experiment)
     parts = train_partitions(experiment, experiment.num_clients)
     settings = TrainSettings.from_config({}, experiment)
-    weights = [len(p) / sum(len(q) for q in parts) for p in parts]
+    examples = sum(len(p) for p in parts)
+    weights = [len(p) / examples for p in parts]
     test = np.arange(len(data.test))
 
     model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
@@ -156,6 +159,8 @@ def measure(engine: str, experiment: Experiment) -> dict:
         "inline": lambda clock: run_inline_engine(experiment, clock, OUT / "runs" / engine),
         "ray": lambda clock: run_ray_engine(experiment, clock, OUT / "runs" / engine),
     }
+    # A stale metrics.csv in a reused folder would be replayed as this run's rounds.
+    shutil.rmtree(OUT / "runs" / engine, ignore_errors=True)
     clock = RoundClock()
     accuracy = runners[engine](clock)
     wall = time.perf_counter() - clock.started
@@ -197,9 +202,11 @@ def report(results: list[dict], experiment: Experiment) -> None:
     by_engine = {r["engine"]: r for r in results}
     if "bare" in by_engine and "inline" in by_engine:
         gap = by_engine["inline"]["accuracy"] - by_engine["bare"]["accuracy"]
-        ratio = by_engine["inline"]["wall_ratio"]
+        # The larger of the two ratios: short runs hide per-round overhead behind fixed costs.
+        ratio = max(by_engine["inline"]["wall_ratio"], by_engine["inline"]["round_ratio"])
         verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-        print(f"inline - bare accuracy: {gap:+.4f}; inline {verdict} the {TARGET_RATIO}x target")
+        print(f"inline - bare accuracy: {gap:+.4f}; inline at {ratio:.2f}x {verdict} the "
+              f"{TARGET_RATIO}x target")
 
 
 def write_csv(results: list[dict], experiment: Experiment, path: Path) -> None:

@@ -17,6 +17,7 @@ def tiny_experiment(tmp_path) -> Experiment:
         num_clients=4,
         num_server_rounds=2,
         local_steps=5,
+        eval_every=1,
         batch_size=16,
         lr=0.05,
         min_available_clients=4,

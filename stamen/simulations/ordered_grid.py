@@ -4,8 +4,9 @@ Node IDs are random on Flower's engines, and replies arrive in completion order.
 strategies sample from ``grid.get_node_ids()`` with Python's ``random`` and sum replies in
 the order received, so the same seed would give different runs on different engines. This
 wrapper lists nodes by their ``partition-id`` (asked once with a ``query`` message) and
-returns replies in the order of the requests; with ``random`` seeded from the run seed, the
-same clients are sampled and summed in the same order on every engine.
+returns replies in the order of the requests; with ``random`` reseeded per round
+(:mod:`stamen.strategies.seeded_sampling`), the same clients are sampled and summed in the
+same order on every engine.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ def run_ray(
     """Run ``experiment`` on Flower's Ray simulation engine; results go to ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     experiment = experiment.replace(out_dir=str(out_dir))
+    (out_dir / METRICS_FILE).unlink(missing_ok=True)  # progress must not show an old run's rows
     with tempfile.TemporaryDirectory(prefix="stamen-flwr-") as home:
         home = Path(home)
         env = flower_env(home)

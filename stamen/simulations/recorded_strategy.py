@@ -1,34 +1,25 @@
 """A strategy wrapper that records each round's aggregated client metrics as it ends.
 
-It delegates every method to the wrapped strategy (as flwr's DP wrappers do), so any flwr
-strategy keeps its behaviour while its metrics reach ``metrics.csv`` round by round.
+Any flwr strategy keeps its behaviour while its metrics reach ``metrics.csv`` round by round.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
-from flwr.serverapp import Grid
+from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import Strategy
 
 from stamen.simulations.results import RunRecorder
+from stamen.strategies.wrapper import StrategyWrapper
 
 
-class RecordedStrategy(Strategy):
+class RecordedStrategy(StrategyWrapper):
     """Runs ``strategy`` and writes its aggregated train/evaluate metrics to ``recorder``."""
 
     def __init__(self, strategy: Strategy, recorder: RunRecorder) -> None:
-        self.strategy = strategy
+        super().__init__(strategy)
         self.recorder = recorder
-
-    def summary(self) -> None:
-        self.strategy.summary()
-
-    def configure_train(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -42,11 +33,6 @@ class RecordedStrategy(Strategy):
             {**(metrics or {}), "replies": len(replies) - failed, "failures": failed},
         )
         return arrays, metrics
-
-    def configure_evaluate(
-        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
-    ) -> Iterable[Message]:
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from logging import WARNING
 from pathlib import Path
@@ -25,6 +24,7 @@ from stamen.simulations.ordered_grid import PartitionOrderedGrid
 from stamen.simulations.recorded_strategy import RecordedStrategy
 from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.strategies import build_strategy
+from stamen.strategies.seeded_sampling import SeededSampling
 
 app = ServerApp()
 
@@ -44,13 +44,11 @@ def run_experiment(
     grid: Grid, experiment: Experiment, recorder: RunRecorder, engine: str
 ) -> dict:
     """Run ``num-server-rounds`` rounds on ``grid``; write results; return the summary."""
-    # flwr's strategies sample clients with Python's `random`: seed it from the run seed.
-    random.seed(experiment.seed)
     data = load_dataset(experiment.dataset, seed=experiment.seed)
     model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
     grid = PartitionOrderedGrid(grid)
     _check_node_count(grid, experiment)
-    strategy = RecordedStrategy(build_strategy(experiment), recorder)
+    strategy = RecordedStrategy(SeededSampling(build_strategy(experiment), experiment.seed), recorder)
     config = experiment.to_run_config()
     result = strategy.start(
         grid=grid,

@@ -1,0 +1,45 @@
+"""Client sampling that depends only on the run seed and the round.
+
+flwr's strategies sample nodes with Python's global ``random``, which other code in the
+ServerApp's process may also draw from (it differs between engines). This wrapper seeds
+``random`` from ``(seed, round, phase)`` right before each sampling call, so the same nodes
+are sampled on every engine and whatever ran before.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from stamen.strategies.wrapper import StrategyWrapper
+
+TRAIN, EVALUATE = 0, 1
+
+
+class SeededSampling(StrategyWrapper):
+    """Runs ``strategy`` with ``random`` reseeded before each round's sampling."""
+
+    def __init__(self, strategy: Strategy, seed: int) -> None:
+        super().__init__(strategy)
+        self.seed = seed
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._reseed(server_round, TRAIN)
+        return self.strategy.configure_train(server_round, arrays, config, grid)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        self._reseed(server_round, EVALUATE)
+        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+
+    def _reseed(self, server_round: int, phase: int) -> None:
+        state = np.random.SeedSequence([self.seed, server_round, phase]).generate_state(2)
+        random.seed(int(state[0]) << 32 | int(state[1]))

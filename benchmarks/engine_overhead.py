@@ -205,40 +205,66 @@ def report(results: list[dict], experiment: Experiment) -> None:
         # The larger of the two ratios: short runs hide per-round overhead behind fixed costs.
         ratio = max(by_engine["inline"]["wall_ratio"], by_engine["inline"]["round_ratio"])
         verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-        print(f"inline - bare accuracy: {gap:+.4f}; inline at {ratio:.2f}x {verdict} the "
-              f"{TARGET_RATIO}x target")
+        print(
+            f"inline - bare accuracy: {gap:+.4f}; inline at {ratio:.2f}x {verdict} the "
+            f"{TARGET_RATIO}x target"
+        )
 
 
 def write_csv(results: list[dict], experiment: Experiment, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fields = ["engine", "clients", "rounds", "threads", "wall_s", "round_s", "fixed_s",
-              "wall_ratio", "round_ratio", "accuracy"]
+    fields = [
+        "engine",
+        "clients",
+        "rounds",
+        "threads",
+        "wall_s",
+        "round_s",
+        "fixed_s",
+        "wall_ratio",
+        "round_ratio",
+        "accuracy",
+    ]
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         for r in results:
-            writer.writerow({**r, "clients": experiment.num_clients,
-                             "rounds": experiment.num_server_rounds,
-                             "threads": torch.get_num_threads()})
+            writer.writerow(
+                {
+                    **r,
+                    "clients": experiment.num_clients,
+                    "rounds": experiment.num_server_rounds,
+                    "threads": torch.get_num_threads(),
+                }
+            )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--clients", type=int, default=25)
-    parser.add_argument("--engines", default=",".join(ENGINES),
-                        help=f"comma-separated subset of {', '.join(ENGINES)}")
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated subset of {', '.join(ENGINES)}",
+    )
     parser.add_argument("--partition", default="iid", help="iid or dirichlet (all engines)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (all engines)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per process, all engines (0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per process, all engines (0: torch's default)",
+    )
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
-        parser.error(f"unknown engine {unknown[0] if unknown else ''!r}: "
-                     f"expected a comma-separated subset of {', '.join(ENGINES)}")
+        parser.error(
+            f"unknown engine {unknown[0] if unknown else ''!r}: "
+            f"expected a comma-separated subset of {', '.join(ENGINES)}"
+        )
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (seconds per round needs two round ends)")
     args.engines = engines

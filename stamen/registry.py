@@ -59,4 +59,3 @@ class Registry(Generic[T]):
         for entry in entry_points(group=f"stamen.{self.kind.replace(' ', '_')}s"):
             if entry.name not in self._items:
                 self._items[entry.name] = entry.load()
-

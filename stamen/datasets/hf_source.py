@@ -80,9 +80,12 @@ def load_hf(name: str, seed: int = 0) -> FederatedDataset:
     image, label = _columns(loaded["train"].features, name)
     train, test = _to_split(loaded["train"], image, label), _to_split(loaded["test"], image, label)
     return FederatedDataset(
-        name=f"hf:{name}", train=train, test=test,
+        name=f"hf:{name}",
+        train=train,
+        test=test,
         num_classes=loaded["train"].features[label].num_classes,
-        input_shape=tuple(train.x.shape[1:]), kind="image",
+        input_shape=tuple(train.x.shape[1:]),
+        kind="image",
     )
 
 

@@ -72,7 +72,8 @@ def load_idx_folder(
         images_path, labels_path = _find(folder, images_stem), _find(folder, labels_stem)
         if images_path is None or labels_path is None:
             raise DatasetUnavailable(
-                hint or f"{folder} lacks {images_stem}[.gz] or {labels_stem}[.gz]: "
+                hint
+                or f"{folder} lacks {images_stem}[.gz] or {labels_stem}[.gz]: "
                 "dataset=idx:<folder> needs the four MNIST-named IDX files"
             )
         images, labels = read_idx(images_path), read_idx(labels_path)
@@ -84,8 +85,14 @@ def load_idx_folder(
         splits[split] = Split(images[:, None], labels.astype(np.int64))
     num_classes = int(max(splits["train"].y.max(initial=0), splits["test"].y.max(initial=0))) + 1
     return FederatedDataset(
-        name=name, train=splits["train"], test=splits["test"], num_classes=num_classes,
-        input_shape=tuple(splits["train"].x.shape[1:]), kind="image", mean=mean, std=std,
+        name=name,
+        train=splits["train"],
+        test=splits["test"],
+        num_classes=num_classes,
+        input_shape=tuple(splits["train"].x.shape[1:]),
+        kind="image",
+        mean=mean,
+        std=std,
     )
 
 

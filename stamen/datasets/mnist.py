@@ -60,7 +60,11 @@ def load_mnist(argument: str = "", seed: int = 0) -> FederatedDataset:
         name="mnist",
         train=Split(arrays["x_train"], arrays["y_train"]),
         test=Split(arrays["x_test"], arrays["y_test"]),
-        num_classes=10, input_shape=(1, 28, 28), kind="image", mean=MEAN, std=STD,
+        num_classes=10,
+        input_shape=(1, 28, 28),
+        kind="image",
+        mean=MEAN,
+        std=STD,
     )
 
 

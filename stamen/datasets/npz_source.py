@@ -58,7 +58,8 @@ def load_npz(path: str | Path, *, name: str | None = None) -> FederatedDataset:
         x = _as_model_input(arrays[f"x_{split}"], kind)
         groups = arrays.get(f"groups_{split}")
         splits[split] = Split(
-            x, arrays[f"y_{split}"].astype(np.int64),
+            x,
+            arrays[f"y_{split}"].astype(np.int64),
             None if groups is None else groups.astype(np.int64),
         )
     if splits["train"].x.shape[1:] != splits["test"].x.shape[1:]:
@@ -70,9 +71,12 @@ def load_npz(path: str | Path, *, name: str | None = None) -> FederatedDataset:
     if labels.size and labels.min() < 0:
         raise ConfigError(f"{path}: labels must be integers >= 0, found {labels.min()}")
     return FederatedDataset(
-        name=name or f"npz:{path}", train=splits["train"], test=splits["test"],
+        name=name or f"npz:{path}",
+        train=splits["train"],
+        test=splits["test"],
         num_classes=int(labels.max(initial=0)) + 1,
-        input_shape=tuple(splits["train"].x.shape[1:]), kind=kind,
+        input_shape=tuple(splits["train"].x.shape[1:]),
+        kind=kind,
     )
 
 

@@ -149,7 +149,9 @@ def load_shakespeare(argument: str = "", seed: int = 0) -> FederatedDataset:
         name="shakespeare",
         train=Split(CharWindows(text, starts[train]), labels[train], groups[train]),
         test=Split(CharWindows(text, starts[test]), labels[test], groups[test]),
-        num_classes=len(VOCAB), input_shape=(SEQ_LEN,), kind="sequence",
+        num_classes=len(VOCAB),
+        input_shape=(SEQ_LEN,),
+        kind="sequence",
     )
 
 

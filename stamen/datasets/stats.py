@@ -27,9 +27,16 @@ def label_counts(labels: np.ndarray, parts: Sequence[np.ndarray]) -> pd.DataFram
     """
     labels = np.asarray(labels)
     num_classes = int(labels.max(initial=-1)) + 1
-    table = np.stack(
-        [np.bincount(labels[np.asarray(p, dtype=np.int64)], minlength=num_classes) for p in parts]
-    ) if len(parts) else np.zeros((0, num_classes), dtype=np.int64)
+    table = (
+        np.stack(
+            [
+                np.bincount(labels[np.asarray(p, dtype=np.int64)], minlength=num_classes)
+                for p in parts
+            ]
+        )
+        if len(parts)
+        else np.zeros((0, num_classes), dtype=np.int64)
+    )
     counts = pd.DataFrame(table, columns=list(range(num_classes)))
     counts.index.name = "client"
     counts["total"] = table.sum(axis=1)

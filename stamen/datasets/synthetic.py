@@ -76,7 +76,9 @@ def load_synthetic(options: str = "", seed: int = 0) -> FederatedDataset:
         name=f"synthetic({options})" if options else "synthetic",
         train=Split(x[train], y[train], groups[train]),
         test=Split(x[test], y[test], groups[test]),
-        num_classes=NUM_CLASSES, input_shape=(DIMENSION,), kind="vector",
+        num_classes=NUM_CLASSES,
+        input_shape=(DIMENSION,),
+        kind="vector",
     )
 
 

@@ -39,9 +39,7 @@ MODELS.register("resnet20", build_resnet20)
 MODELS.register("char-lstm", build_char_lstm)
 
 
-def create_model(
-    name: str, input_shape: tuple[int, ...], num_classes: int, seed: int
-) -> nn.Module:
+def create_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
     """Build the registered model ``name`` with parameters drawn from ``seed``.
 
     Parameters

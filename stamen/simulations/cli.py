@@ -10,23 +10,32 @@ import sys
 import tomllib
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import click
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from stamen.clients.local_data import dataset_of, train_partitions
+from stamen.datasets import label_counts, plot_label_distribution
 from stamen.errors import StamenError
+from stamen.models import create_model
 from stamen.simulations.config import Experiment, parse_assignment
+from stamen.simulations.inline_engine import run_inline
+from stamen.simulations.progress import RoundProgress
+from stamen.simulations.ray_engine import run_ray
+from stamen.simulations.results import RunRecorder, default_out_dir
+from stamen.simulations.server_app import quiet_flower_logs
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 console = Console(stderr=True)
 
 ConfigOption = Annotated[
-    Optional[Path], typer.Option("--config", help="TOML file of run-config keys.")
+    Path | None, typer.Option("--config", help="TOML file of run-config keys.")
 ]
 SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", help="key=value, repeatable; overrides --config.")
+    list[str] | None, typer.Option("--set", help="key=value, repeatable; overrides --config.")
 ]
 
 
@@ -39,28 +48,24 @@ class Engine(str, Enum):
 def run(
     config: ConfigOption = None,
     set_: SetOption = None,
-    engine: Annotated[Engine, typer.Option(help="inline: one process; ray: Flower's engine.")] = Engine.inline,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="inline: one process; ray: Flower's engine.")
+    ] = Engine.inline,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
 ) -> None:
     """Run one federated experiment and write its results folder."""
-    from stamen.simulations.progress import RoundProgress
-    from stamen.simulations.results import RunRecorder, default_out_dir
-
     experiment = load_experiment(config, set_ or [])
-    out_dir = out or (Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment))
+    out_dir = out or (
+        Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment)
+    )
     experiment = experiment.replace(out_dir=str(out_dir.resolve()))
     preflight(experiment)
     console.print(f"[bold]stamen[/] {experiment.name} on the {engine.value} engine -> {out_dir}")
     with RoundProgress(experiment.num_server_rounds, console) as progress:
         if engine is Engine.inline:
-            from stamen.simulations.inline_engine import run_inline
-            from stamen.simulations.server_app import quiet_flower_logs
-
             quiet_flower_logs()
             run_inline(experiment, RunRecorder(out_dir, experiment, on_row=progress.update))
         else:
-            from stamen.simulations.ray_engine import run_ray
-
             run_ray(experiment, out_dir, on_row=progress.update)
     console.print(progress.final_line())
     console.print(f"results: {out_dir}")
@@ -70,18 +75,14 @@ def run(
 def partitions(
     config: ConfigOption = None,
     set_: SetOption = None,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the plot and table.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the plot and table.")] = None,
 ) -> None:
     """Print each client's label counts and save a label-distribution plot."""
-    from rich.table import Table
-
-    from stamen.clients.local_data import dataset_of, train_partitions
-    from stamen.datasets import label_counts, plot_label_distribution
-
     experiment = load_experiment(config, set_ or [])
     data = dataset_of(experiment)
     counts = label_counts(data.train.y, train_partitions(experiment, experiment.num_clients))
-    table = Table(title=f"{experiment.dataset}: {experiment.partition} over {experiment.num_clients} clients")
+    title = f"{experiment.dataset}: {experiment.partition} over {experiment.num_clients} clients"
+    table = Table(title=title)
     table.add_column("client", justify="right")
     for column in counts.columns:
         table.add_column(str(column), justify="right")
@@ -97,10 +98,7 @@ def partitions(
 
 def preflight(experiment: Experiment) -> None:
     """Fail before any engine starts if the data set cannot be had or the model not fit it."""
-    from stamen.datasets import load_dataset
-    from stamen.models import create_model
-
-    data = load_dataset(experiment.dataset, seed=experiment.seed)
+    data = dataset_of(experiment)
     create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
 
 

@@ -56,14 +56,30 @@ class Experiment:
 
     def __post_init__(self) -> None:
         _check_types(self)
-        positive = ("num_clients", "num_server_rounds", "batch_size", "eval_every",
-                    "eval_batch_size")
+        positive = (
+            "num_clients",
+            "num_server_rounds",
+            "batch_size",
+            "eval_every",
+            "eval_batch_size",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key_of(name)} must be at least 1, got {getattr(self, name)}")
-        non_negative = ("local_epochs", "local_steps", "lr", "momentum", "weight_decay",
-                        "eval_samples", "min_partition_size", "server_momentum", "proximal_mu",
-                        "client_gpus", "min_available_clients", "seed")
+        non_negative = (
+            "local_epochs",
+            "local_steps",
+            "lr",
+            "momentum",
+            "weight_decay",
+            "eval_samples",
+            "min_partition_size",
+            "server_momentum",
+            "proximal_mu",
+            "client_gpus",
+            "min_available_clients",
+            "seed",
+        )
         for name in non_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{key_of(name)} must be >= 0, got {getattr(self, name)}")
@@ -134,6 +150,4 @@ def _check_types(experiment: Experiment) -> None:
         value = getattr(experiment, field.name)
         expected = {"int": int, "float": (int, float), "str": str}[field.type]
         if isinstance(value, bool) or not isinstance(value, expected):
-            raise ConfigError(
-                f"{key_of(field.name)} must be {field.type}, got {value!r}"
-            )
+            raise ConfigError(f"{key_of(field.name)} must be {field.type}, got {value!r}")

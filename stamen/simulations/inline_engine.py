@@ -29,7 +29,6 @@ from stamen.simulations.results import RunRecorder
 from stamen.simulations.server_app import run_experiment
 
 
-
 class InlineGrid(Grid):
     """Delivers messages to ``client_app`` in this process, for ``num_nodes`` virtual nodes."""
 

@@ -66,7 +66,9 @@ class PartitionOrderedGrid(Grid):
 
     def _query_partitions(self, node_ids: list[int]) -> dict[int, float]:
         """Ask nodes for their partition id; nodes that cannot say sort last, by node id."""
-        queries = [Message(RecordDict(), dst_node_id=node, message_type="query") for node in node_ids]
+        queries = [
+            Message(RecordDict(), dst_node_id=node, message_type="query") for node in node_ids
+        ]
         found = {node: math.inf for node in node_ids}
         for reply in self._grid.send_and_receive(queries, timeout=self._timeout):
             node = reply.metadata.src_node_id

@@ -4,12 +4,13 @@
 loopback ports with its own ``FLWR_HOME``, submits a generated Flower App (a
 ``pyproject.toml`` naming Stamen's installed ServerApp and ClientApp, with the resolved run
 config), streams the run, and stops every process it started (see
-:mod:`stamen.simulations.processes`) on exit, error or Ctrl-C. Client resources (CPUs, GPU fraction per virtual client) come from the
-``client-cpus`` and ``client-gpus`` keys.
+:mod:`stamen.simulations.processes`) on exit, error or Ctrl-C. Client resources (CPUs and
+the GPU fraction per virtual client) come from the ``client-cpus`` and ``client-gpus`` keys.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -54,15 +55,28 @@ def run_ray(
                 f"client-resources-num-gpus={experiment.client_gpus}"
             )
             command = [
-                "flwr", "run", str(app_dir), "stamen", "--stream",
-                "--federation-config", federation,
+                "flwr",
+                "run",
+                str(app_dir),
+                "stamen",
+                "--stream",
+                "--federation-config",
+                federation,
             ]
             with _follow_metrics(out_dir / METRICS_FILE, on_row):
                 run = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True)
             if run.returncode != 0 or not (out_dir / "summary.json").exists():
-                log = (home / "superlink.log").read_text() if (home / "superlink.log").exists() else ""
+                log = (
+                    (home / "superlink.log").read_text()
+                    if (home / "superlink.log").exists()
+                    else ""
+                )
                 tail = "\n".join((run.stdout + run.stderr + log).splitlines()[-40:])
                 raise StamenError(f"the Ray run failed (flwr run exit {run.returncode}):\n{tail}")
+    # The ServerApp records engine "flower": it cannot tell a simulation from a deployment.
+    summary_path = out_dir / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "engine": "ray"}, indent=2))
 
 
 def flower_env(home: Path) -> dict[str, str]:
@@ -105,7 +119,9 @@ def write_app(app_dir: Path, experiment: Experiment) -> Path:
 
 
 def write_connection(home: Path, address: str) -> None:
-    connection = {"superlink": {"default": "stamen", "stamen": {"address": address, "insecure": True}}}
+    connection = {
+        "superlink": {"default": "stamen", "stamen": {"address": address, "insecure": True}}
+    }
     (home / "config.toml").write_text(tomli_w.dumps(connection))
 
 
@@ -118,14 +134,27 @@ def superlink(home: Path, env: dict[str, str]) -> Iterator[str]:
     if executable is None:
         raise StamenError("flower-superlink not found: install flwr[simulation]")
     command = [
-        executable, "--insecure", "--simulation", "--isolation", "subprocess",
+        executable,
+        "--insecure",
+        "--simulation",
+        "--isolation",
+        "subprocess",
         "--disable-runtime-dependency-installation",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--control-api-address", f"127.0.0.1:{control_port}",
-        "--log-file", str(home / "superlink.log"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--control-api-address",
+        f"127.0.0.1:{control_port}",
+        "--log-file",
+        str(home / "superlink.log"),
     ]
     process = subprocess.Popen(
-        command, env=env, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        command,
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_healthy(process, port)

@@ -39,7 +39,5 @@ class RecordedStrategy(StrategyWrapper):
     ) -> MetricRecord | None:
         metrics = self.strategy.aggregate_evaluate(server_round, replies)
         if metrics:
-            self.recorder.add(
-                server_round, "clients", {f"eval-{k}": v for k, v in metrics.items()}
-            )
+            self.recorder.add(server_round, "clients", {f"eval-{k}": v for k, v in metrics.items()})
         return metrics

@@ -40,24 +40,25 @@ def main(grid: Grid, context: Context) -> None:
     run_experiment(grid, experiment, RunRecorder(out_dir, experiment), engine="flower")
 
 
-def run_experiment(
-    grid: Grid, experiment: Experiment, recorder: RunRecorder, engine: str
-) -> dict:
+def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, engine: str) -> dict:
     """Run ``num-server-rounds`` rounds on ``grid``; write results; return the summary."""
     data = load_dataset(experiment.dataset, seed=experiment.seed)
     model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
     grid = PartitionOrderedGrid(grid)
     _check_node_count(grid, experiment)
-    strategy = RecordedStrategy(SeededSampling(build_strategy(experiment), experiment.seed), recorder)
+    strategy = SeededSampling(build_strategy(experiment), experiment.seed)
+    strategy = RecordedStrategy(strategy, recorder)
     config = experiment.to_run_config()
+    initial_arrays = ArrayRecord(model.state_dict())
     result = strategy.start(
         grid=grid,
-        initial_arrays=ArrayRecord(model.state_dict()),
+        initial_arrays=initial_arrays,
         num_rounds=experiment.num_server_rounds,
         train_config=ConfigRecord({key: config[key] for key in TRAIN_KEYS}),
         evaluate_fn=server_evaluation(experiment, data, recorder),
     )
-    model.load_state_dict(result.arrays.to_torch_state_dict())
+    # No arrays when no round had a valid reply: the model stays as it started.
+    model.load_state_dict((result.arrays or initial_arrays).to_torch_state_dict())
     return recorder.finish(model, engine)
 
 
@@ -92,7 +93,10 @@ def _check_node_count(grid: Grid, experiment: Experiment) -> None:
             WARNING,
             "The federation has %d nodes but num-clients=%d; the data is split into %d "
             "partitions (in a simulation pass --federation-config 'num-supernodes=%d').",
-            nodes, experiment.num_clients, nodes, experiment.num_clients,
+            nodes,
+            experiment.num_clients,
+            nodes,
+            experiment.num_clients,
         )
 
 

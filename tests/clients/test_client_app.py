@@ -120,3 +120,22 @@ def test_a_failing_client_is_excluded_and_the_run_finishes(tiny_experiment, tmp_
     assert list(metrics[metrics.metric == "failures"].value) == [1.0, 1.0]
     assert list(metrics[metrics.metric == "replies"].value) == [3.0, 3.0]
     assert (tmp_path / "run" / "summary.json").exists()
+
+
+broken_app = ClientApp()
+
+
+@broken_app.train()
+def broken_train(msg: Message, context: Context) -> Message:
+    raise RuntimeError("every client is broken")
+
+
+def test_rounds_without_any_valid_reply_keep_the_model_and_finish(tiny_experiment, tmp_path):
+    grid = InlineGrid(broken_app, tiny_experiment.to_run_config(), 4)
+    run_experiment(grid, tiny_experiment, RunRecorder(tmp_path / "run", tiny_experiment), "inline")
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(metrics[metrics.metric == "failures"].value) == [4.0, 4.0]
+    data = load_dataset("synthetic")
+    start = create_model("mlp", data.input_shape, data.num_classes, tiny_experiment.seed)
+    final = torch.load(tmp_path / "run" / "model.pt")
+    assert all(torch.equal(final[k], v) for k, v in start.state_dict().items())

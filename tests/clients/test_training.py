@@ -16,7 +16,9 @@ def linear_data(n=256, seed=0) -> FederatedDataset:
 
 def test_minibatches_epochs_cover_every_index_once_per_epoch():
     indices = np.arange(10, 20)
-    batches = list(minibatches(indices, TrainSettings(local_epochs=2, batch_size=4), np.random.default_rng(0)))
+    batches = list(
+        minibatches(indices, TrainSettings(local_epochs=2, batch_size=4), np.random.default_rng(0))
+    )
     assert [len(b) for b in batches] == [4, 4, 2, 4, 4, 2]
     assert sorted(np.concatenate(batches[:3])) == list(indices)
 
@@ -38,7 +40,9 @@ def test_train_lowers_loss_and_is_deterministic_for_a_generator():
         torch.manual_seed(0)
         model = torch.nn.Linear(2, 2)
         before = evaluate(model, data, data.train, indices, 64, torch.device("cpu"))
-        metrics = train(model, data, indices, settings, np.random.default_rng(3), torch.device("cpu"))
+        metrics = train(
+            model, data, indices, settings, np.random.default_rng(3), torch.device("cpu")
+        )
         after = evaluate(model, data, data.train, indices, 64, torch.device("cpu"))
         models.append(model.state_dict())
         assert metrics["num-examples"] == 256
@@ -52,8 +56,14 @@ def test_one_sgd_step_matches_the_hand_computed_update():
     model = torch.nn.Linear(2, 2, bias=False)
     with torch.no_grad():
         model.weight.zero_()
-    train(model, data, np.arange(4), TrainSettings(local_steps=1, batch_size=4, lr=1.0),
-          np.random.default_rng(0), torch.device("cpu"))
+    train(
+        model,
+        data,
+        np.arange(4),
+        TrainSettings(local_steps=1, batch_size=4, lr=1.0),
+        np.random.default_rng(0),
+        torch.device("cpu"),
+    )
     # At zero weights softmax is uniform: grad W = (p - onehot)^T x / n with p = 1/2.
     x, y = torch.tensor(data.train.x), torch.tensor(data.train.y)
     grad = (torch.full((4, 2), 0.5) - torch.nn.functional.one_hot(y, 2)).T @ x / 4
@@ -68,8 +78,14 @@ def test_proximal_term_pulls_towards_the_start():
         torch.manual_seed(0)
         model = torch.nn.Linear(2, 2)
         start = [p.detach().clone() for p in model.parameters()]
-        train(model, data, indices, TrainSettings(local_epochs=3, batch_size=32, lr=0.1, proximal_mu=mu),
-              np.random.default_rng(0), torch.device("cpu"))
+        train(
+            model,
+            data,
+            indices,
+            TrainSettings(local_epochs=3, batch_size=32, lr=0.1, proximal_mu=mu),
+            np.random.default_rng(0),
+            torch.device("cpu"),
+        )
         distances.append(sum((p - s).norm() for p, s in zip(model.parameters(), start)))
     assert distances[1] < 0.5 * distances[0]
 

@@ -27,7 +27,7 @@ def test_header_is_big_endian_idx3(tmp_path):
     write_idx(tmp_path / "f", np.zeros((2, 1, 300), dtype=np.uint8))
     raw = (tmp_path / "f").read_bytes()
     assert raw[:4] == b"\x00\x00\x08\x03"
-    assert raw[4:16] == b"\x00\x00\x00\x02" b"\x00\x00\x00\x01" b"\x00\x00\x01\x2c"
+    assert raw[4:16] == b"\x00\x00\x00\x02\x00\x00\x00\x01\x00\x00\x01\x2c"
 
 
 def test_rejects_non_idx_and_truncated(tmp_path):

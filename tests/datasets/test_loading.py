@@ -25,9 +25,12 @@ def test_unknown_name_lists_names_and_prefixes():
 
 @pytest.mark.parametrize(
     "spec, parsed",
-    [("mnist", ("mnist", "")), ("npz:/a/b.npz", ("npz:", "/a/b.npz")),
-     ("synthetic(alpha=0.5, users=3)", ("synthetic", "alpha=0.5, users=3")),
-     ("hf:ylecun/mnist", ("hf:", "ylecun/mnist"))],
+    [
+        ("mnist", ("mnist", "")),
+        ("npz:/a/b.npz", ("npz:", "/a/b.npz")),
+        ("synthetic(alpha=0.5, users=3)", ("synthetic", "alpha=0.5, users=3")),
+        ("hf:ylecun/mnist", ("hf:", "ylecun/mnist")),
+    ],
 )
 def test_parse_spec(spec, parsed):
     assert parse_spec(spec) == parsed
@@ -60,7 +63,9 @@ def test_loaded_once_per_process(tmp_path):
     first = load_dataset(f"npz:{path}")
     assert load_dataset(f"npz:{path}", seed=7) is first  # unseeded source: one copy
     assert load_dataset("synthetic(users=3)", seed=1) is load_dataset("synthetic(users=3)", seed=1)
-    assert load_dataset("synthetic(users=3)", seed=2) is not load_dataset("synthetic(users=3)", seed=1)
+    assert load_dataset("synthetic(users=3)", seed=2) is not load_dataset(
+        "synthetic(users=3)", seed=1
+    )
 
 
 def test_hf_offline_fails_fast_with_one_line(monkeypatch):

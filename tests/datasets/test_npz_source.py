@@ -17,9 +17,15 @@ def test_grey_images_gain_channel_axis(tmp_path):
 
 def test_vectors_with_groups(tmp_path):
     path = tmp_path / "vec.npz"
-    np.savez(path, x_train=np.ones((3, 7), np.float32), y_train=np.array([0, 1, 0]),
-             x_test=np.ones((1, 7), np.float32), y_test=np.array([1]),
-             groups_train=np.array([5, 5, 9]), groups_test=np.array([9]))
+    np.savez(
+        path,
+        x_train=np.ones((3, 7), np.float32),
+        y_train=np.array([0, 1, 0]),
+        x_test=np.ones((1, 7), np.float32),
+        y_test=np.array([1]),
+        groups_train=np.array([5, 5, 9]),
+        groups_test=np.array([9]),
+    )
     data = load_npz(path)
     assert data.kind == "vector" and data.input_shape == (7,)
     assert data.train.groups.tolist() == [5, 5, 9]

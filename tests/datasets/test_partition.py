@@ -103,14 +103,18 @@ def test_natural_follows_groups():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: partition(LABELS, 5, "random"),
-         "expected one of dirichlet, iid, long-tail, natural, shards, sorted"),
+        (
+            lambda: partition(LABELS, 5, "random"),
+            "expected one of dirichlet, iid, long-tail, natural, shards, sorted",
+        ),
         (lambda: partition(LABELS, 0, "iid"), "num_clients must be an integer >= 1"),
         (lambda: partition(LABELS, 5, "dirichlet", alpha=0), "alpha must be > 0"),
         (lambda: partition(LABELS, 5, "natural"), "natural needs groups"),
         (lambda: partition(LABELS, 51, "natural", groups=GROUPS), "use num_clients <= 50"),
-        (lambda: partition(LABELS, 5, "shards", classes_per_client=11),
-         "between 1 and the 10 classes"),
+        (
+            lambda: partition(LABELS, 5, "shards", classes_per_client=11),
+            "between 1 and the 10 classes",
+        ),
         (lambda: partition(np.arange(3), 4, "sorted"), "left 1 of 4 clients without samples"),
         (lambda: partition(LABELS.astype(float), 4, "iid"), "1-D integer array"),
     ],

@@ -44,7 +44,8 @@ def test_iid_matches_flwr():
 def test_dirichlet_matches_flwr(alpha, min_size):
     theirs = _flwr(
         DirichletPartitioner(8, "label", alpha, min_size, seed=11),
-        {"label": LABELS, "index": np.arange(len(LABELS))}, 8,
+        {"label": LABELS, "index": np.arange(len(LABELS))},
+        8,
     )
     _assert_same(partition(LABELS, 8, "dirichlet", alpha=alpha, min_size=min_size, seed=11), theirs)
 
@@ -61,7 +62,8 @@ def test_dirichlet_gives_up_where_flwr_does():
 def test_shards_match_flwr_pathological(k):
     theirs = _flwr(
         PathologicalPartitioner(9, "label", k, class_assignment_mode="first-deterministic", seed=2),
-        {"label": LABELS, "index": np.arange(len(LABELS))}, 9,
+        {"label": LABELS, "index": np.arange(len(LABELS))},
+        9,
     )
     _assert_same(partition(LABELS, 9, "shards", classes_per_client=k, seed=2), theirs)
 

@@ -13,13 +13,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-TINY = ["--set", "dataset=synthetic", "--set", "model=mlp", "--set", "num-clients=3",
-        "--set", "local-steps=2", "--set", "partition=iid"]
+TINY = [
+    "--set",
+    "dataset=synthetic",
+    "--set",
+    "model=mlp",
+    "--set",
+    "num-clients=3",
+    "--set",
+    "local-steps=2",
+    "--set",
+    "partition=iid",
+]
 
 
 def stamen(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stamen", *args], capture_output=True,
-                          text=True, env=env, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "stamen", *args], capture_output=True, text=True, env=env, **kwargs
+    )
 
 
 def test_cli_run_with_tiny_settings_writes_a_results_folder(tmp_path):
@@ -32,10 +43,19 @@ def test_cli_run_with_tiny_settings_writes_a_results_folder(tmp_path):
 
 def test_cli_reads_a_config_file_and_set_overrides_it(tmp_path):
     config = tmp_path / "exp.toml"
-    config.write_text('dataset = "synthetic"\nmodel = "mlp"\nnum-clients = 2\nnum-server-rounds = 5\n'
-                      'local-steps = 1\npartition = "iid"\n')
-    result = stamen("run", "--config", str(config), "--set", "num-server-rounds=1",
-                    "--out", str(tmp_path / "out"))
+    config.write_text(
+        'dataset = "synthetic"\nmodel = "mlp"\nnum-clients = 2\nnum-server-rounds = 5\n'
+        'local-steps = 1\npartition = "iid"\n'
+    )
+    result = stamen(
+        "run",
+        "--config",
+        str(config),
+        "--set",
+        "num-server-rounds=1",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 0, result.stderr
     written = (tmp_path / "out" / "config.toml").read_text()
     assert "num-server-rounds = 1" in written and "num-clients = 2" in written
@@ -62,8 +82,17 @@ def test_bad_input_prints_one_line_and_exits_2(assignment, expected, tmp_path):
 
 
 def test_partitions_prints_counts_and_saves_a_plot(tmp_path):
-    result = stamen("partitions", "--set", "dataset=synthetic", "--set", "num-clients=4",
-                    "--set", "partition=sorted", "--out", str(tmp_path))
+    result = stamen(
+        "partitions",
+        "--set",
+        "dataset=synthetic",
+        "--set",
+        "num-clients=4",
+        "--set",
+        "partition=sorted",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "label_distribution.png").stat().st_size > 1000
     counts = pd.read_csv(tmp_path / "label_counts.csv", index_col=0)
@@ -91,9 +120,23 @@ def test_ctrl_c_on_the_ray_engine_leaves_no_process_running(tmp_path):
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [sys.executable, "-m", "stamen", "run", "--engine", "ray", *TINY,
-         "--set", "num-server-rounds=1000", "--out", str(out)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "stamen",
+            "run",
+            "--engine",
+            "ray",
+            *TINY,
+            "--set",
+            "num-server-rounds=1000",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:

@@ -63,6 +63,7 @@ def test_ray_and_inline_give_the_same_final_model(tiny_experiment, tmp_path):
     inline = final_model(run_on_inline(experiment, tmp_path / "inline"))
     run_ray(experiment, tmp_path / "ray")
     ray = final_model(tmp_path / "ray")
+    assert json.loads((tmp_path / "ray" / "summary.json").read_text())["engine"] == "ray"
     assert inline.keys() == ray.keys()
     for key in inline:
         assert torch.allclose(inline[key], ray[key], atol=1e-6, rtol=0), key

@@ -25,9 +25,21 @@ def test_flwr_run_of_the_repository_runs_a_simulation(tmp_path):
     with superlink(home, env) as address:
         write_connection(home, address)
         result = subprocess.run(
-            [str(Path(sys.executable).parent / "flwr"), "run", str(REPO), "stamen", "--stream",
-             "--run-config", run_config, "--federation-config", "num-supernodes=3"],
-            env=env, capture_output=True, text=True, timeout=600,
+            [
+                str(Path(sys.executable).parent / "flwr"),
+                "run",
+                str(REPO),
+                "stamen",
+                "--stream",
+                "--run-config",
+                run_config,
+                "--federation-config",
+                "num-supernodes=3",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = pd.read_csv(out / "metrics.csv")

@@ -34,18 +34,34 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
-def stop_marked(marker: str, grace_s: float = 10.0) -> None:
-    """SIGTERM every process carrying ``marker``, then SIGKILL what is left after ``grace_s``."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+def stop_marked(marker: str, grace_s: float = 5.0, timeout_s: float = 60.0) -> None:
+    """Stop every process carrying ``marker``: SIGTERM, then SIGKILL after ``grace_s``.
+
+    Ray may still start agents while its parents are being stopped, so this keeps scanning
+    until no marked process has been seen for a second (or ``timeout_s`` has passed).
+    """
+    terminated_at: dict[int, float] = {}
+    quiet_since = None
+    deadline = time.monotonic() + timeout_s
+    while (now := time.monotonic()) < deadline:
         pids = marked_processes(marker)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait_s
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.1)
-            pids = marked_processes(marker)
-        if not pids:
+        if pids:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= 1.0:
             return
+        for pid in pids:
+            if pid not in terminated_at:
+                _signal(pid, signal.SIGTERM)
+                terminated_at[pid] = now
+            elif now - terminated_at[pid] > grace_s:
+                _signal(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -89,6 +89,7 @@ def flower_env(home: Path) -> dict[str, str]:
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
         RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO="0",
         RAY_DEDUP_LOGS="0",
+        RAY_TMPDIR=str(home / "ray"),  # Ray's session files go with the run's private home
         **{MARKER_VARIABLE: uuid.uuid4().hex},
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )

@@ -6,6 +6,7 @@ Bad input prints one line naming what is allowed and exits with status 2.
 
 from __future__ import annotations
 
+import signal
 import sys
 import tomllib
 from enum import Enum
@@ -116,8 +117,13 @@ def load_experiment(config_file: Path | None, assignments: list[str]) -> Experim
     return Experiment.from_run_config(values)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Entry point: one line and exit status 2 for bad input, 130 on Ctrl-C."""
+    """Entry point: one line and exit status 2 for bad input, 130 on Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, _interrupt)  # clean up as on Ctrl-C
     try:
         status = cli(standalone_mode=False)
     except StamenError as exc:

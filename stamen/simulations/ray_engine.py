@@ -30,7 +30,7 @@ import tomli_w
 
 from stamen.errors import StamenError
 from stamen.simulations.config import Experiment
-from stamen.simulations.processes import MARKER_VARIABLE, stop_marked
+from stamen.simulations.processes import MARKER_VARIABLE, stop_run_processes
 from stamen.simulations.results import METRICS_FILE, Row
 
 STARTUP_TIMEOUT_S = 60.0
@@ -54,29 +54,48 @@ def run_ray(
                 f"client-resources-num-cpus={experiment.client_cpus} "
                 f"client-resources-num-gpus={experiment.client_gpus}"
             )
-            command = [
-                "flwr",
-                "run",
-                str(app_dir),
-                "stamen",
-                "--stream",
-                "--federation-config",
-                federation,
-            ]
             with _follow_metrics(out_dir / METRICS_FILE, on_row):
-                run = subprocess.run(command, env=env, cwd=home, capture_output=True, text=True)
-            if run.returncode != 0 or not (out_dir / "summary.json").exists():
-                log = (
-                    (home / "superlink.log").read_text()
-                    if (home / "superlink.log").exists()
-                    else ""
+                submitted = flwr_json(
+                    ["run", str(app_dir), "stamen", "--federation-config", federation], env
                 )
-                tail = "\n".join((run.stdout + run.stderr + log).splitlines()[-40:])
-                raise StamenError(f"the Ray run failed (flwr run exit {run.returncode}):\n{tail}")
+                run_id = submitted["run-id"]
+                status = wait_finished(run_id, env)
+            if status != "finished:completed" or not (out_dir / "summary.json").exists():
+                logs = flwr_text(["log", str(run_id), "stamen", "--show"], env)
+                tail = "\n".join(logs.splitlines()[-40:])
+                raise StamenError(f"the Ray run ended as {status}:\n{tail}")
     # The ServerApp records engine "flower": it cannot tell a simulation from a deployment.
     summary_path = out_dir / "summary.json"
     summary = json.loads(summary_path.read_text())
     summary_path.write_text(json.dumps({**summary, "engine": "ray"}, indent=2))
+
+
+def flwr_json(arguments: list[str], env: dict[str, str]) -> dict:
+    """Run ``flwr <arguments> --format json`` against the private SuperLink."""
+    output = flwr_text([*arguments, "--format", "json"], env)
+    try:
+        reply = json.loads(output)
+    except json.JSONDecodeError:
+        raise StamenError(f"flwr {arguments[0]} failed: {output.strip()[-2000:]}") from None
+    if not reply.get("success", False):
+        raise StamenError(f"flwr {arguments[0]} failed: {reply.get('error-message', reply)}")
+    return reply
+
+
+def flwr_text(arguments: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(
+        ["flwr", *arguments], env=env, cwd=env["FLWR_HOME"], capture_output=True, text=True
+    )
+    return result.stdout + result.stderr
+
+
+def wait_finished(run_id: int, env: dict[str, str], poll_s: float = 1.0) -> str:
+    """Poll the run's status until it is ``finished:...``; return that status."""
+    while True:
+        runs = flwr_json(["ls", "stamen", "--run-id", str(run_id)], env)["runs"]
+        if runs and runs[0]["status"].startswith("finished"):
+            return runs[0]["status"]
+        time.sleep(poll_s)
 
 
 def flower_env(home: Path) -> dict[str, str]:
@@ -89,7 +108,6 @@ def flower_env(home: Path) -> dict[str, str]:
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
         RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO="0",
         RAY_DEDUP_LOGS="0",
-        RAY_TMPDIR=str(home / "ray"),  # Ray's session files go with the run's private home
         **{MARKER_VARIABLE: uuid.uuid4().hex},
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
@@ -161,7 +179,7 @@ def superlink(home: Path, env: dict[str, str]) -> Iterator[str]:
         _wait_healthy(process, port)
         yield f"127.0.0.1:{port}"
     finally:
-        stop_marked(env[MARKER_VARIABLE])
+        stop_run_processes(env[MARKER_VARIABLE])
         process.wait()
 
 

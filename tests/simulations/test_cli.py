@@ -115,7 +115,32 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def test_ctrl_c_on_the_ray_engine_leaves_no_process_running(tmp_path):
+def parents() -> dict[int, int]:
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and fields[0] != "Z":
+            found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def descendants(pid: int) -> set[int]:
+    """Live descendants of ``pid`` (Ray renames its workers, hiding their environment)."""
+    tree, found = parents(), {pid}
+    while grown := {p for p, parent in tree.items() if parent in found} - found:
+        found |= grown
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return pids & set(parents())
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_on_the_ray_engine_leaves_no_process_running(tmp_path, stop_signal):
     marker = f"STAMEN_TEST_MARKER={uuid.uuid4().hex}"
     env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
     out = tmp_path / "out"
@@ -147,12 +172,14 @@ def test_ctrl_c_on_the_ray_engine_leaves_no_process_running(tmp_path):
     if not started:
         process.kill()
         pytest.fail(f"no round finished: {process.communicate()}")
-    assert len(processes_with(marker)) > 2  # the CLI, flwr, the SuperLink, Ray ...
-    process.send_signal(signal.SIGINT)
+    started = set(processes_with(marker)) | descendants(process.pid)
+    assert len(started) > 5  # the CLI, the SuperLink, flwr-simulation, Ray ...
+    process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     deadline = time.monotonic() + 30
-    while processes_with(marker) and time.monotonic() < deadline:
+    while alive(started) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert processes_with(marker) == []
+    assert alive(started) == set()
     assert "clients" in (out / "metrics.csv").read_text()  # finished rounds are kept

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from stamen.errors import StamenError
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.ray_engine import run_ray
 from stamen.simulations.results import RunRecorder
@@ -85,3 +86,11 @@ def test_client_side_evaluation_is_recorded(tiny_experiment, tmp_path):
     client_eval = metrics[(metrics.scope == "clients") & (metrics.metric == "eval-accuracy")]
     assert list(client_eval["round"]) == [1, 2]
     assert client_eval.value.between(0, 1).all()
+
+
+def test_a_failing_ray_run_raises_with_the_server_log(tiny_experiment, tmp_path):
+    broken = tiny_experiment.replace(dataset=f"npz:{tmp_path / 'missing.npz'}")
+    with pytest.raises(StamenError) as error:
+        run_ray(broken, tmp_path / "ray")
+    assert "finished:failed" in str(error.value)
+    assert "missing.npz does not exist" in str(error.value)

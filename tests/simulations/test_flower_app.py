@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from stamen.simulations.ray_engine import flower_env, superlink, write_connection
+from stamen.simulations.ray_engine import (
+    flower_env,
+    flwr_json,
+    flwr_text,
+    superlink,
+    wait_finished,
+    write_connection,
+)
 
 REPO = Path(__file__).parents[2]
 
@@ -24,24 +29,21 @@ def test_flwr_run_of_the_repository_runs_a_simulation(tmp_path):
     )
     with superlink(home, env) as address:
         write_connection(home, address)
-        result = subprocess.run(
+        submitted = flwr_json(
             [
-                str(Path(sys.executable).parent / "flwr"),
                 "run",
                 str(REPO),
                 "stamen",
-                "--stream",
                 "--run-config",
                 run_config,
                 "--federation-config",
                 "num-supernodes=3",
             ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
+            env,
         )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        status = wait_finished(submitted["run-id"], env)
+        logs = flwr_text(["log", str(submitted["run-id"]), "stamen", "--show"], env)
+    assert status == "finished:completed", logs[-4000:]
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics[metrics.metric == "replies"].value) == [3.0, 3.0]
     assert (out / "summary.json").exists()

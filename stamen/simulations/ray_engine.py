@@ -108,6 +108,9 @@ def flower_env(home: Path) -> dict[str, str]:
         FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION="1",
         RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO="0",
         RAY_DEDUP_LOGS="0",
+        # flwr-simulation runs the ServerApp in a thread beside the engine's threads; NumPy's
+        # multi-threaded OpenBLAS was seen spinning forever in exec_blas there.
+        OPENBLAS_NUM_THREADS="1",
         **{MARKER_VARIABLE: uuid.uuid4().hex},
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )

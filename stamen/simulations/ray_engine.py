@@ -89,7 +89,7 @@ def flwr_text(arguments: list[str], env: dict[str, str]) -> str:
     return result.stdout + result.stderr
 
 
-def wait_finished(run_id: int, env: dict[str, str], poll_s: float = 1.0) -> str:
+def wait_finished(run_id: str, env: dict[str, str], poll_s: float = 1.0) -> str:
     """Poll the run's status until it is ``finished:...``; return that status."""
     while True:
         runs = flwr_json(["ls", "stamen", "--run-id", str(run_id)], env)["runs"]

@@ -29,7 +29,11 @@ from stamen.simulations.ray_engine import run_ray
 from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.simulations.server_app import quiet_flower_logs
 
-cli = typer.Typer(add_completion=False, no_args_is_help=True, help="Stamen: federated-learning simulations and benchmarks on Flower.")
+cli = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Stamen: federated-learning simulations and benchmarks on Flower.",
+)
 console = Console(stderr=True)
 
 ConfigOption = Annotated[

@@ -1,0 +1,39 @@
+"""Byzantine attacks: client-side ones (run in the ClientApp) and omniscient colluding ones
+(server-side simulation only), a registry of both, and the seeded choice of Byzantine clients.
+"""
+
+from stamen.attacks.alie import ALIE, alie_z
+from stamen.attacks.base import CLIENT, OMNISCIENT, ClientAttack, OmniscientAttack
+from stamen.attacks.client_attacks import GaussianNoise, LabelFlip, Scaled, SignFlip, Zero
+from stamen.attacks.ipm import IPM
+from stamen.attacks.krum_attack import KrumAttack, krum_scores
+from stamen.attacks.mimic import Mimic, MimicState
+from stamen.attacks.min_max import MinMax, MinSum, perturbation
+from stamen.attacks.registry import ATTACKS, create_attack, parse_attack_spec
+from stamen.attacks.selection import byzantine_clients
+
+__all__ = [
+    "ALIE",
+    "ATTACKS",
+    "CLIENT",
+    "ClientAttack",
+    "GaussianNoise",
+    "IPM",
+    "KrumAttack",
+    "LabelFlip",
+    "Mimic",
+    "MimicState",
+    "MinMax",
+    "MinSum",
+    "OMNISCIENT",
+    "OmniscientAttack",
+    "Scaled",
+    "SignFlip",
+    "Zero",
+    "alie_z",
+    "byzantine_clients",
+    "create_attack",
+    "krum_scores",
+    "parse_attack_spec",
+    "perturbation",
+]

@@ -1,0 +1,104 @@
+"""Mimic (Karimireddy, He & Jaggi, ICLR 2022, arXiv:2006.09365, the bucketing paper).
+
+All Byzantine clients send a copy of one honest client's update, over-weighting that client
+and under-representing the rest on non-iid data. The target is chosen in a warm-up of ``T``
+rounds by estimating the direction ``z`` of largest variance of the honest updates
+(``argmax_{|z|=1} sum_t sum_i <z, x_i^t - mu^t>^2``) with one online power-iteration step per
+round, as in the paper:
+
+* round 0: ``mu = mean_i x_i``; ``z = normalise(sum_i <x_i - mu, z_0> (x_i - mu))`` with
+  ``z_0 ~ N(0, I)`` from the generator;
+* round ``1 <= t < T``: ``mu <- (t mu + mean_i x_i) / (t + 1)``;
+  ``z <- normalise((t z + normalise(sum_i <x_i - mu, z> (x_i - mu))) / (t + 1))``;
+* during the warm-up the target is ``argmax_i <x_i, z>`` of the current round; from round
+  ``T`` on it stays fixed and ``z`` is no longer updated.
+
+Row ``i`` of ``honest`` must be the same client in every round (the caller keeps the order).
+Simulation only. The state is an explicit, immutable :class:`MimicState`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from stamen.attacks.base import OmniscientAttack, check_round, require
+
+
+@dataclass(frozen=True)
+class MimicState:
+    """The attack's state after ``round`` rounds: running mean, direction and target row."""
+
+    round: int = 0
+    mu: Tensor | None = None
+    z: Tensor | None = None
+    target: int | None = None
+
+
+def _normalise(v: Tensor, fallback: Tensor) -> Tensor:
+    norm = v.norm()
+    return v / norm if norm > 0 else fallback
+
+
+def _power_step(honest: Tensor, mu: Tensor, z: Tensor) -> Tensor:
+    """``sum_i <x_i - mu, z> (x_i - mu)`` as two matrix-vector products."""
+    centred = honest - mu
+    return (centred @ z) @ centred
+
+
+@dataclass(frozen=True)
+class Mimic(OmniscientAttack):
+    """Copy one honest update, chosen after ``warmup`` rounds (simulation only).
+
+    Parameters
+    ----------
+    warmup : int
+        ``T``, the number of rounds in which the variance direction is estimated (>= 1).
+    """
+
+    warmup: int = 10
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.warmup, int) and not isinstance(self.warmup, bool) and self.warmup >= 1,
+            f"mimic: warmup must be an integer >= 1, got {self.warmup!r}",
+        )
+
+    def init_state(self) -> MimicState:
+        return MimicState()
+
+    def craft(
+        self,
+        honest: Tensor,
+        num_byzantine: int,
+        generator: torch.Generator,
+        state: MimicState | None = None,
+    ) -> tuple[Tensor, MimicState]:
+        check_round(honest, num_byzantine)
+        state = state if state is not None else MimicState()
+        t = state.round
+        if t == 0:
+            mu = honest.mean(dim=0)
+            z0 = torch.randn(
+                honest.shape[1], generator=generator, dtype=honest.dtype, device=generator.device
+            )
+            z0 = z0.to(honest.device) / z0.norm()
+            z = _normalise(_power_step(honest, mu, z0), z0)
+        elif t < self.warmup:
+            mu = (t * state.mu + honest.mean(dim=0)) / (t + 1)
+            step = _normalise(_power_step(honest, mu, state.z), state.z)
+            z = _normalise((t * state.z + step) / (t + 1), state.z)
+        else:
+            mu, z = state.mu, state.z
+        if t < self.warmup:
+            target = int(torch.argmax(honest @ z))
+        else:
+            target = state.target
+            if target >= honest.shape[0]:
+                raise ValueError(
+                    f"mimic target row {target} is missing: got {honest.shape[0]} honest updates"
+                )
+        crafted = honest[target].expand(num_byzantine, -1).clone()
+        return crafted, replace(state, round=t + 1, mu=mu, z=z, target=target)

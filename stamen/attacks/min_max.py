@@ -1,0 +1,143 @@
+"""Min-max and min-sum (Shejwalkar & Houmansadr, NDSS 2021, "Manipulating the Byzantine").
+
+Aggregation-agnostic attacks: every Byzantine client sends ``m = mean + gamma * p`` with ``mean``
+the honest mean and ``p`` a perturbation direction,
+
+* ``unit``: ``-mean / |mean|`` (the paper's inverse unit vector),
+* ``std``: ``-std`` (per-coordinate sample standard deviation of the honest updates),
+* ``sign``: ``-sign(mean)``,
+
+and ``gamma`` as large as the attack's constraint allows:
+
+* min-max: ``max_i |m - x_i|^2 <= max_{i,j} |x_i - x_j|^2`` (no farther from any honest update
+  than the two farthest honest ones are from each other);
+* min-sum: ``sum_i |m - x_i|^2 <= max_i sum_j |x_i - x_j|^2``.
+
+``gamma`` is found as in the paper by a halving search, started at ``gamma_init`` (the paper's
+10) and doubled while feasible so the search never starts below the answer. ``gamma = 0``
+(the mean) always satisfies both constraints. Distances along the line are quadratics in
+``gamma``, so each test costs O(h). Simulation only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from stamen.attacks.base import OmniscientAttack, check_round, require
+
+PERTURBATIONS = ("unit", "std", "sign")
+_HALVINGS = 60
+_MAX_DOUBLINGS = 60
+
+
+def perturbation(honest: Tensor, kind: str) -> Tensor:
+    """The direction ``p`` (``Tensor, shape (d,)``) of kind ``unit``, ``std`` or ``sign``."""
+    mean = honest.mean(dim=0)
+    if kind == "unit":
+        norm = mean.norm()
+        return -mean / norm if norm > 0 else torch.zeros_like(mean)
+    if kind == "std":
+        return -honest.std(dim=0)
+    if kind == "sign":
+        return -torch.sign(mean)
+    raise ValueError(f"unknown perturbation {kind!r}: expected one of {', '.join(PERTURBATIONS)}")
+
+
+def pairwise_sq_distances(x: Tensor) -> Tensor:
+    """``|x_i - x_j|^2`` for all rows, from one Gram matrix (``Tensor, shape (k, k)``)."""
+    sq = (x * x).sum(dim=1)
+    return (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
+
+
+def largest_feasible_gamma(distances, threshold: float, gamma_init: float) -> float:
+    """Largest ``gamma >= 0`` (to the search's precision) with ``distances(gamma) <= threshold``."""
+    lo, hi = 0.0, gamma_init
+    for _ in range(_MAX_DOUBLINGS):
+        if distances(hi) > threshold:
+            break
+        lo, hi = hi, 2.0 * hi
+    else:
+        return lo
+    for _ in range(_HALVINGS):
+        mid = 0.5 * (lo + hi)
+        if distances(mid) <= threshold:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass(frozen=True)
+class _DistanceBounded(OmniscientAttack):
+    perturbation: str = "unit"
+    gamma_init: float = 10.0
+
+    name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        require(
+            self.perturbation in PERTURBATIONS,
+            f"{self.name}: perturbation must be one of {', '.join(PERTURBATIONS)}, "
+            f"got {self.perturbation!r}",
+        )
+        require(
+            isinstance(self.gamma_init, (int, float)) and self.gamma_init > 0,
+            f"{self.name}: gamma_init must be a number > 0, got {self.gamma_init!r}",
+        )
+
+    def _reduce(self, sq: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _threshold(self, pairwise: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def craft(
+        self, honest: Tensor, num_byzantine: int, generator: torch.Generator, state: Any = None
+    ) -> tuple[Tensor, Any]:
+        check_round(honest, num_byzantine, min_honest=2)
+        x = honest.double()
+        mean = x.mean(dim=0)
+        p = perturbation(x, self.perturbation)
+        # |mean + g p - x_i|^2 = a_i + g b_i + g^2 c
+        diff = mean - x
+        a, b, c = (diff * diff).sum(dim=1), 2.0 * (diff @ p), (p * p).sum()
+        threshold = float(self._threshold(pairwise_sq_distances(x)))
+        gamma = 0.0
+        if c > 0:
+            gamma = largest_feasible_gamma(
+                lambda g: float(self._reduce(a + g * b + g * g * c)),
+                threshold,
+                float(self.gamma_init),
+            )
+        crafted = (mean + gamma * p).to(honest.dtype)
+        return crafted.expand(num_byzantine, -1).clone(), state
+
+
+@dataclass(frozen=True)
+class MinMax(_DistanceBounded):
+    """``mean + gamma p`` no farther from any honest update than the honest diameter."""
+
+    name: ClassVar[str] = "min-max"
+
+    def _reduce(self, sq: Tensor) -> Tensor:
+        return sq.max()
+
+    def _threshold(self, pairwise: Tensor) -> Tensor:
+        return pairwise.max()
+
+
+@dataclass(frozen=True)
+class MinSum(_DistanceBounded):
+    """``mean + gamma p`` whose summed squared distance stays below the worst honest sum."""
+
+    name: ClassVar[str] = "min-sum"
+
+    def _reduce(self, sq: Tensor) -> Tensor:
+        return sq.sum()
+
+    def _threshold(self, pairwise: Tensor) -> Tensor:
+        return pairwise.sum(dim=1).max()

@@ -15,6 +15,7 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from stamen.clients.byzantine import client_attack, poison_update
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
 from stamen.clients.training import TrainSettings, evaluate, resolve_device, train
 from stamen.datasets import load_dataset
@@ -33,19 +34,24 @@ def train_handler(msg: Message, context: Context) -> Message:
     model, device = load_global_model(experiment, msg.content["arrays"])
     server_round = int(config.get("server-round", 0))
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
+    data = dataset_of(experiment)
+    attack = client_attack(experiment, partition_id)
+    start = {k: v.clone() for k, v in model.state_dict().items()} if attack else None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         metrics = train(
             model,
-            dataset_of(experiment),
+            data,
             train_partitions(experiment, num_partitions)[partition_id],
             TrainSettings.from_config(config, experiment),
             client_rng(experiment.seed, server_round, partition_id),
             device,
+            label_map=(lambda y: attack.poison_labels(y, data.num_classes)) if attack else None,
         )
-    content = RecordDict(
-        {"arrays": ArrayRecord(model.state_dict()), "metrics": MetricRecord(metrics)}
-    )
+    state = model.state_dict()
+    if attack:
+        state = poison_update(start, state, attack, torch.Generator().manual_seed(seed))
+    content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
     return Message(content, reply_to=msg)
 
 

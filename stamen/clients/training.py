@@ -8,7 +8,7 @@ torch seed given by the caller, so the same inputs give the same model on every 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,8 +85,12 @@ def train(
     settings: TrainSettings,
     rng: np.random.Generator,
     device: torch.device,
+    label_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """Train ``model`` in place on ``data.train[indices]``; return loss and example count."""
+    """Train ``model`` in place on ``data.train[indices]``; return loss and example count.
+
+    ``label_map`` replaces each batch's labels (a label-flipping client).
+    """
     model.train()
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -99,6 +103,8 @@ def train(
     seen = 0
     for batch in minibatches(indices, settings, rng):
         x, y = (t.to(device, non_blocking=True) for t in data.to_tensors(data.train, batch))
+        if label_map is not None:
+            y = label_map(y)
         loss = F.cross_entropy(model(x), y)
         if anchor:
             loss = loss + settings.proximal_mu / 2 * sum(

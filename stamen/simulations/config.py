@@ -12,11 +12,13 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from stamen.attacks import OMNISCIENT, byzantine_clients, create_attack
 from stamen.datasets import DATASETS, PARTITIONERS
 from stamen.datasets.loading import parse_spec
 from stamen.errors import ConfigError
 from stamen.models import MODELS
 from stamen.strategies import STRATEGIES
+from stamen.strategies.robust import pipeline_of
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,7 +38,11 @@ class Experiment:
     min_available_clients: int = 2
     model: str = "cnn"
     strategy: str = "fedavg"
-    server_momentum: float = 0.9
+    aggregator: str = "mean"
+    attack: str = "none"
+    num_byzantine: int = 0
+    server_lr: float = 1.0
+    server_momentum: float = 0.0
     proximal_mu: float = 0.01
     num_server_rounds: int = 30
     local_epochs: int = 1
@@ -99,6 +105,21 @@ class Experiment:
         MODELS.get(self.model)
         PARTITIONERS.get(self.partition)
         DATASETS.get(parse_spec(self.dataset)[0])
+        self._check_robustness()
+
+    def _check_robustness(self) -> None:
+        """Attack, Byzantine count and aggregation pipeline fit together (before any run)."""
+        if self.attack != "none":
+            attack = create_attack(self.attack)
+            if self.num_byzantine == 0:
+                raise ConfigError(f"attack {self.attack!r} needs num-byzantine > 0")
+            if attack.kind == OMNISCIENT and self.strategy != "robust":
+                raise ConfigError(
+                    f"attack {self.attack!r} is simulated server-side: it needs strategy=robust"
+                )
+        byzantine_clients(self.num_clients, self.num_byzantine, self.seed)  # checks f < n/2
+        if self.strategy == "robust":
+            pipeline_of(self)
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(
                 f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}, cuda:N"

@@ -46,6 +46,11 @@ class PartitionOrderedGrid(Grid):
             self._partition_of.update(self._query_partitions(unknown))
         return sorted(node_ids, key=lambda node: (self._partition_of[node], node))
 
+    def partition_id(self, node_id: int) -> int | None:
+        """The data partition ``node_id`` reported holding, or None if it did not say."""
+        found = self._partition_of.get(node_id, math.inf)
+        return None if math.isinf(found) else int(found)
+
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         return self._grid.push_messages(messages)
 

@@ -22,7 +22,9 @@ import pandas as pd
 import tomli_w
 import torch
 
+from stamen.attacks import byzantine_clients
 from stamen.simulations.config import Experiment
+from stamen.simulations.plots import plot_accuracy
 
 METRICS_FILE = "metrics.csv"
 COLUMNS = ("round", "scope", "metric", "value")
@@ -75,8 +77,6 @@ class RunRecorder:
 
     def finish(self, model: torch.nn.Module, engine: str) -> dict:
         """Write the final model, ``summary.json`` and ``accuracy.png``; return the summary."""
-        from stamen.simulations.plots import plot_accuracy
-
         torch.save(model.state_dict(), self.out_dir / "model.pt")
         metrics = read_metrics(self.out_dir)
         server = metrics[metrics.scope == "server"]
@@ -86,6 +86,10 @@ class RunRecorder:
             "engine": engine,
             "seed": self.experiment.seed,
             "rounds": self.experiment.num_server_rounds,
+            # Which partitions were Byzantine: chosen from the seed, the same on every engine.
+            "byzantine-clients": byzantine_clients(
+                self.experiment.num_clients, self.experiment.num_byzantine, self.experiment.seed
+            ).tolist(),
             "final": {row.metric: row.value for row in final.itertuples()},
             "best-accuracy": float(server[server.metric == "accuracy"].value.max())
             if len(server)

@@ -46,7 +46,7 @@ def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, en
     model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
     grid = PartitionOrderedGrid(grid)
     _check_node_count(grid, experiment)
-    strategy = SeededSampling(build_strategy(experiment), experiment.seed)
+    strategy = SeededSampling(build_strategy(experiment, grid.partition_id), experiment.seed)
     strategy = RecordedStrategy(strategy, recorder)
     config = experiment.to_run_config()
     initial_arrays = ArrayRecord(model.state_dict())

@@ -18,15 +18,15 @@ if TYPE_CHECKING:
 
 
 @STRATEGIES.register("fedavg")
-def fedavg(experiment: Experiment, sampling: dict[str, Any]) -> Strategy:
+def fedavg(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) -> Strategy:
     return FedAvg(**sampling)
 
 
 @STRATEGIES.register("fedavgm")
-def fedavgm(experiment: Experiment, sampling: dict[str, Any]) -> Strategy:
+def fedavgm(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) -> Strategy:
     return FedAvgM(**sampling, server_momentum=experiment.server_momentum)
 
 
 @STRATEGIES.register("fedprox")
-def fedprox(experiment: Experiment, sampling: dict[str, Any]) -> Strategy:
+def fedprox(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) -> Strategy:
     return FedProx(**sampling, proximal_mu=experiment.proximal_mu)

@@ -1,11 +1,13 @@
-"""The strategy registry: a name maps to ``factory(experiment, sampling) -> Strategy``.
+"""The strategy registry: a name maps to ``factory(experiment, sampling, partition_of)``.
 
 ``sampling`` holds the keyword arguments every flwr strategy takes for client sampling
-(``fraction_train``, ``min_available_nodes``, ...), built once from the run config.
+(``fraction_train``, ``min_available_nodes``, ...), built once from the run config;
+``partition_of(node_id)`` tells which data partition a node holds (or None).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flwr.serverapp.strategy import Strategy
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
 STRATEGIES: Registry = Registry("strategy")
 
 
-def build_strategy(experiment: Experiment) -> Strategy:
+def build_strategy(
+    experiment: Experiment, partition_of: Callable[[int], int | None] = lambda node: None
+) -> Strategy:
     """The strategy named by ``strategy`` with the run's client-sampling settings."""
     sampling = {
         "fraction_train": experiment.fraction_train,
@@ -27,4 +31,4 @@ def build_strategy(experiment: Experiment) -> Strategy:
         "min_evaluate_nodes": 1,
         "min_available_nodes": min(experiment.min_available_clients, experiment.num_clients),
     }
-    return STRATEGIES.get(experiment.strategy)(experiment, sampling)
+    return STRATEGIES.get(experiment.strategy)(experiment, sampling, partition_of)

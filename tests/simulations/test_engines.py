@@ -94,3 +94,26 @@ def test_a_failing_ray_run_raises_with_the_server_log(tiny_experiment, tmp_path)
         run_ray(broken, tmp_path / "ray")
     assert "finished:failed" in str(error.value)
     assert "missing.npz does not exist" in str(error.value)
+
+
+def test_robust_run_with_a_simulated_attack_agrees_across_engines(tiny_experiment, tmp_path):
+    """The Byzantine partitions and the bucketing shuffle are the same on both engines."""
+    experiment = tiny_experiment.replace(
+        num_clients=6,
+        min_available_clients=6,
+        strategy="robust",
+        attack="alie",
+        num_byzantine=2,
+        aggregator="bucketing(s=2) | cclip(tau=1, iters=3)",
+    )
+    inline = final_model(run_on_inline(experiment, tmp_path / "inline"))
+    run_ray(experiment, tmp_path / "ray")
+    ray = final_model(tmp_path / "ray")
+    for key in inline:
+        assert torch.allclose(inline[key], ray[key], atol=1e-6, rtol=0), key
+    byzantine = json.loads((tmp_path / "ray" / "summary.json").read_text())["byzantine-clients"]
+    assert len(byzantine) == 2 and set(byzantine) <= set(range(6))
+    clean = final_model(
+        run_on_inline(experiment.replace(attack="none", num_byzantine=0), tmp_path / "clean")
+    )
+    assert any(not torch.allclose(inline[k], clean[k], atol=1e-4) for k in inline)

@@ -1,0 +1,77 @@
+"""Centred clipping (Karimireddy, He, Jaggi, ICML 2021, arXiv 2012.10333).
+
+``v <- v + (1/n) sum_i clip_tau(x_i - v)`` with ``clip_tau(z) = z * min(1, tau / ||z||)``,
+iterated ``iters`` times, starting from the PREVIOUS round's aggregate. That centre is explicit
+state: ``aggregate(updates, state)`` returns ``(v, v)``; ``state=None`` starts from zero, a
+tensor of shape (d,) starts from it. ``v = a v0 + c^T X`` is tracked by (a, c) so the norms
+come from one Gram matrix and one product ``X v0``; ``v`` is formed once at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from stamen.errors import ConfigError
+from stamen.strategies.aggregation.base import (
+    AGGREGATORS,
+    check_updates,
+    require,
+    require_count,
+    require_positive,
+)
+from stamen.strategies.aggregation.primitives import combine_rows, gram_matrix
+
+
+@AGGREGATORS.register("cclip")
+@dataclass(frozen=True)
+class CenteredClip:
+    """Centred clipping with radius ``tau`` and ``iters`` iterations; state = last aggregate."""
+
+    tau: float = 10.0
+    iters: int = 3
+
+    def __post_init__(self) -> None:
+        require_positive("cclip: tau", self.tau)
+        require_count("cclip: iters", self.iters, minimum=1)
+
+    def check(self, num_inputs: int) -> None:
+        require(num_inputs >= 1, "cclip needs at least 1 input")
+
+    def aggregate(self, updates: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        check_updates(updates)
+        n, d = updates.shape
+        if state is not None and (not isinstance(state, Tensor) or state.shape != (d,)):
+            got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
+            raise ConfigError(f"cclip state must be None or a tensor of shape ({d},), got {got}")
+        gram = gram_matrix(updates)
+        norms = torch.diagonal(gram)
+        if state is None:
+            centre_dots = torch.zeros(n, dtype=gram.dtype, device=gram.device)
+            centre_norm = 0.0
+        else:
+            centre = state.to(device=updates.device, dtype=updates.dtype)
+            centre_dots = (updates @ centre).to(gram.dtype)
+            centre_norm = float(centre.double() @ centre.double())
+        a = 1.0
+        c = torch.zeros(n, dtype=gram.dtype, device=gram.device)
+        for _ in range(self.iters):
+            gram_c = gram @ c
+            squared = (
+                norms
+                - 2.0 * a * centre_dots
+                - 2.0 * gram_c
+                + a * a * centre_norm
+                + 2.0 * a * (c @ centre_dots)
+                + c @ gram_c
+            )
+            distance = squared.clamp_min(0.0).sqrt()
+            weights = torch.where(distance > self.tau, self.tau / distance.clamp_min(1e-300), 1.0)
+            shrink = 1.0 - weights.mean()
+            a, c = a * float(shrink), c * shrink + weights / n
+        result = combine_rows(c, updates)
+        if state is not None:
+            result = result + a * centre
+        return result, result

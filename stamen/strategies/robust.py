@@ -1,0 +1,166 @@
+"""One generic Byzantine-robust strategy, configured by an aggregation pipeline.
+
+Each round the replies are validated and flattened ONCE into an ``(n, d)`` tensor of updates
+(client model minus global model); then, in order: the simulated omniscient attack (if any,
+simulation only), the pre-aggregators and the rule of the pipeline (e.g.
+``"bucketing(s=2) | cclip(tau=10, iters=3)"``), and the server step
+``x <- x + server_lr * v`` with optional server momentum ``v <- mu v + aggregate``; the result
+is unflattened once. Rules weigh clients equally, as in Karimireddy, He & Jaggi (ICLR 2022,
+arXiv 2006.09365; ICML 2021, arXiv 2012.10333).
+
+The server state (the round's model, rule state such as the CClip centre, momentum buffer,
+attack state) lives in one ``RobustState``: ``configure_train`` records the model it sends,
+against which the replies' updates are taken, and ``aggregate_train`` advances the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from stamen.attacks import OMNISCIENT, OmniscientAttack, byzantine_clients, create_attack
+from stamen.strategies.aggregation import Pipeline, parse_pipeline
+from stamen.strategies.flat_updates import ArrayLayout, stack_updates
+from stamen.strategies.registry import STRATEGIES
+
+if TYPE_CHECKING:
+    from stamen.simulations.config import Experiment
+
+
+@dataclass(frozen=True)
+class RobustState:
+    """Everything the server carries from one round to the next."""
+
+    arrays: ArrayRecord | None = None
+    rule_state: Any = None
+    momentum: torch.Tensor | None = None
+    attack_state: Any = None
+
+
+@dataclass(frozen=True)
+class SimulatedAttack:
+    """An omniscient attack and which partitions it controls (simulation only)."""
+
+    attack: OmniscientAttack
+    byzantine: frozenset[int]
+    partition_of: Callable[[int], int | None]
+
+
+class RobustStrategy(FedAvg):
+    """FedAvg's sampling and messages with a robust aggregation pipeline and server step."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        seed: int,
+        server_lr: float = 1.0,
+        server_momentum: float = 0.0,
+        simulated_attack: SimulatedAttack | None = None,
+        **sampling: Any,
+    ) -> None:
+        super().__init__(**sampling)
+        self.pipeline = pipeline
+        self.seed = seed
+        self.server_lr = server_lr
+        self.server_momentum = server_momentum
+        self.simulated_attack = simulated_attack
+        self.state = RobustState()
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """FedAvg's sampling; ``arrays`` becomes the round's reference for the updates."""
+        self.state = replace(self.state, arrays=arrays)
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        layout = ArrayLayout.of(self.state.arrays)
+        stacked = stack_updates(replies, self.state.arrays, layout)
+        if len(stacked.node_ids) == 0:
+            return None, MetricRecord({"excluded": stacked.excluded})
+        updates, attack_state = self._attack(server_round, stacked.updates, stacked.node_ids)
+        aggregate, rule_state = self.pipeline.aggregate(
+            updates, self.state.rule_state, self._generator(server_round, stream=1)
+        )
+        step = aggregate
+        if self.server_momentum:
+            previous = self.state.momentum
+            step = aggregate if previous is None else self.server_momentum * previous + aggregate
+        new_flat = layout.flatten(self.state.arrays) + self.server_lr * step
+        arrays = layout.unflatten(new_flat)
+        self.state = replace(
+            self.state,
+            arrays=arrays,
+            rule_state=rule_state,
+            momentum=step if self.server_momentum else None,
+            attack_state=attack_state,
+        )
+        valid = set(stacked.node_ids)
+        kept = [r.content for r in replies if not r.has_error() and r.metadata.src_node_id in valid]
+        metrics = self.train_metrics_aggr_fn(kept, self.weighted_by_key)
+        metrics["excluded"] = stacked.excluded
+        return arrays, metrics
+
+    def _attack(
+        self, server_round: int, updates: torch.Tensor, node_ids: tuple[int, ...]
+    ) -> tuple[torch.Tensor, Any]:
+        """Replace the Byzantine clients' updates by the simulated attack's (simulation only)."""
+        simulated = self.simulated_attack
+        if simulated is None:
+            return updates, None
+        mask = torch.tensor([simulated.partition_of(n) in simulated.byzantine for n in node_ids])
+        num_byzantine = int(mask.sum())
+        if num_byzantine == 0 or num_byzantine == len(node_ids):
+            return updates, self.state.attack_state
+        crafted, attack_state = simulated.attack.craft(
+            updates[~mask],
+            num_byzantine,
+            self._generator(server_round, stream=0),
+            self.state.attack_state,
+        )
+        attacked = updates.clone()
+        attacked[mask] = crafted.to(attacked.dtype)
+        return attacked, attack_state
+
+    def _generator(self, server_round: int, stream: int) -> torch.Generator:
+        seed = np.random.SeedSequence([self.seed, server_round, stream]).generate_state(1)[0]
+        return torch.Generator().manual_seed(int(seed))
+
+
+@STRATEGIES.register("robust")
+def robust(
+    experiment: Experiment, sampling: dict[str, Any], partition_of: Callable[[int], int | None]
+) -> RobustStrategy:
+    """``strategy = "robust"``: the ``aggregator`` pipeline, server step, simulated attack."""
+    attack = None if experiment.attack == "none" else create_attack(experiment.attack)
+    simulated = None
+    if attack is not None and attack.kind == OMNISCIENT:
+        byzantine = byzantine_clients(
+            experiment.num_clients, experiment.num_byzantine, experiment.seed
+        )
+        simulated = SimulatedAttack(attack, frozenset(int(p) for p in byzantine), partition_of)
+    return RobustStrategy(
+        pipeline_of(experiment),
+        seed=experiment.seed,
+        server_lr=experiment.server_lr,
+        server_momentum=experiment.server_momentum,
+        simulated_attack=simulated,
+        **sampling,
+    )
+
+
+def pipeline_of(experiment: Experiment) -> Pipeline:
+    """The ``aggregator`` pipeline, checked against the clients sampled per round."""
+    per_round = max(int(experiment.num_clients * experiment.fraction_train), 1)
+    return parse_pipeline(experiment.aggregator, per_round, experiment.num_byzantine)

@@ -1,0 +1,136 @@
+"""The generic robust strategy: validation, flattening, pipeline, server step, simulated attacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+
+from stamen.attacks import IPM
+from stamen.clients.client_app import app as client_app
+from stamen.simulations.inline_engine import InlineGrid, run_inline
+from stamen.simulations.results import RunRecorder
+from stamen.strategies.aggregation import parse_pipeline
+from stamen.strategies.flat_updates import ArrayLayout, stack_updates
+from stamen.strategies.robust import RobustState, RobustStrategy, SimulatedAttack
+
+GLOBAL = ArrayRecord(
+    {"w": Array(np.zeros((2, 2), np.float32)), "count": Array(np.array(3, dtype=np.int64))}
+)
+
+
+def reply(node_id: int, w, count=3, examples=10, metrics=True) -> Message:
+    """A train reply from ``node_id`` carrying weights ``w``."""
+    InlineGrid(client_app, {}, 1)  # sets Flower's task identity for Message construction
+    request = Message(RecordDict(), dst_node_id=node_id, message_type="train")
+    content = {
+        "arrays": ArrayRecord(
+            {"w": Array(np.asarray(w, np.float32)), "count": Array(np.array(count, dtype=np.int64))}
+        )
+    }
+    if metrics:
+        content["metrics"] = MetricRecord({"num-examples": examples, "train-loss": 1.0})
+    return Message(RecordDict(content), reply_to=request)
+
+
+def strategy(text="mean", **kwargs) -> RobustStrategy:
+    robust = RobustStrategy(parse_pipeline(text, 3, kwargs.pop("f", 0)), seed=0, **kwargs)
+    robust.state = RobustState(arrays=GLOBAL)
+    return robust
+
+
+def weights(arrays: ArrayRecord) -> np.ndarray:
+    return arrays["w"].numpy()
+
+
+def test_layout_round_trip_keeps_keys_shapes_and_integer_buffers():
+    layout = ArrayLayout.of(GLOBAL)
+    vector = layout.flatten(GLOBAL) + torch.tensor([1.0, 2.0, 3.0, 4.0, 0.4])
+    back = layout.unflatten(vector)
+    assert list(back) == ["w", "count"]
+    np.testing.assert_array_equal(weights(back), [[1, 2], [3, 4]])
+    assert back["count"].numpy().shape == () and back["count"].numpy().dtype == np.int64
+    assert back["count"].numpy() == 3
+
+
+def test_malformed_replies_are_excluded_and_counted():
+    replies = [
+        reply(2, [[1, 1], [1, 1]]),
+        reply(3, [[np.nan, 0], [0, 0]]),  # NaN
+        reply(4, [[1, 1, 1]]),  # wrong shape
+        reply(5, [[1, 1], [1, 1]], metrics=False),  # no num-examples
+        reply(6, [[1, 1], [1, 1]], examples=0),
+    ]
+    stacked = stack_updates(replies, GLOBAL, ArrayLayout.of(GLOBAL))
+    assert stacked.node_ids == (2,) and stacked.excluded == 4
+    np.testing.assert_array_equal(stacked.updates.numpy(), [[1, 1, 1, 1, 0]])
+
+
+def test_mean_pipeline_is_the_unweighted_average_of_the_models():
+    robust = strategy()
+    replies = [reply(2, [[1, 0], [0, 0]], examples=1), reply(3, [[0, 3], [0, 0]], examples=100)]
+    arrays, metrics = robust.aggregate_train(1, replies + [reply(4, [[np.inf, 0], [0, 0]])])
+    np.testing.assert_allclose(weights(arrays), [[0.5, 1.5], [0, 0]])
+    assert metrics["excluded"] == 1
+    assert robust.state.arrays is arrays  # the state advances with the model
+
+
+def test_server_lr_and_momentum():
+    robust = strategy(server_lr=0.5, server_momentum=0.9)
+    step = [reply(2, [[2, 0], [0, 0]])]
+    robust.aggregate_train(1, step)  # v = 2 -> x = 0 + 0.5 * 2 = 1
+    assert weights(robust.state.arrays)[0, 0] == pytest.approx(1.0)
+    # Round 2: the update is 2 - 1 = 1 relative to x = 1; v = 0.9 * 2 + 1 = 2.8; x = 1 + 1.4
+    arrays, _ = robust.aggregate_train(2, step)
+    assert weights(arrays)[0, 0] == pytest.approx(2.4)
+
+
+def test_simulated_attack_replaces_only_the_byzantine_updates():
+    partition = {2: 0, 3: 1, 4: 2}
+    attack = SimulatedAttack(IPM(epsilon=2.0), frozenset({2}), partition.get)
+    robust = strategy(simulated_attack=attack, f=1)
+    replies = [
+        reply(2, [[100, 100], [100, 100]]),
+        reply(3, [[1, 0], [0, 0]]),
+        reply(4, [[3, 0], [0, 0]]),
+    ]
+    arrays, _ = robust.aggregate_train(1, replies)
+    # Honest mean 2 -> IPM sends -2 * 2 = -4; the mean of (-4, 1, 3) is 0.
+    np.testing.assert_allclose(weights(arrays), [[0, 0], [0, 0]], atol=1e-6)
+
+
+def test_no_valid_reply_keeps_the_model():
+    robust = strategy()
+    arrays, metrics = robust.aggregate_train(1, [reply(2, [[np.nan, 0], [0, 0]])])
+    assert arrays is None and metrics["excluded"] == 1
+    assert robust.state.arrays is GLOBAL
+
+
+def final_accuracy(experiment, out) -> float:
+    run_inline(experiment, RunRecorder(out, experiment))
+    metrics = pd.read_csv(out / "metrics.csv")
+    server = metrics[(metrics.scope == "server") & (metrics.metric == "accuracy")]
+    return float(server.value.iloc[-1])
+
+
+def test_robust_rule_resists_a_client_side_attack_that_breaks_the_mean(tiny_experiment, tmp_path):
+    attacked = tiny_experiment.replace(
+        strategy="robust",
+        num_clients=8,
+        min_available_clients=8,
+        num_server_rounds=4,
+        attack="scaled(factor=-50)",
+        num_byzantine=2,
+    )
+    clean = final_accuracy(
+        tiny_experiment.replace(
+            num_clients=8, min_available_clients=8, num_server_rounds=4, strategy="robust"
+        ),
+        tmp_path / "clean",
+    )
+    broken = final_accuracy(attacked, tmp_path / "mean")
+    robust = final_accuracy(attacked.replace(aggregator="median"), tmp_path / "median")
+    assert broken < clean - 0.2
+    assert robust > clean - 0.1

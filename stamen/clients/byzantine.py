@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
 from stamen.attacks import CLIENT, ClientAttack, byzantine_clients, create_attack
 from stamen.simulations.config import Experiment
 
@@ -29,26 +27,3 @@ def client_attack(experiment: Experiment, partition_id: int) -> ClientAttack | N
 def _byzantine(experiment: Experiment) -> frozenset[int]:
     chosen = byzantine_clients(experiment.num_clients, experiment.num_byzantine, experiment.seed)
     return frozenset(int(p) for p in chosen)
-
-
-def poison_update(
-    start: dict[str, torch.Tensor],
-    trained: dict[str, torch.Tensor],
-    attack: ClientAttack,
-    generator: torch.Generator,
-) -> dict[str, torch.Tensor]:
-    """The state ``start + attack(trained - start)`` over floating-point tensors.
-
-    Integer buffers (e.g. BatchNorm's counters) keep their trained values.
-    """
-    keys = [k for k, v in trained.items() if v.is_floating_point()]
-    delta = torch.cat([(trained[k] - start[k].to(trained[k])).flatten() for k in keys])
-    poisoned = attack.poison_update(delta, generator)
-    result, offset = dict(trained), 0
-    for key in keys:
-        size = trained[key].numel()
-        result[key] = start[key].to(trained[key]) + poisoned[offset : offset + size].view_as(
-            trained[key]
-        )
-        offset += size
-    return result

@@ -15,9 +15,11 @@ import torch
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from stamen.clients.byzantine import client_attack, poison_update
+from stamen.clients.byzantine import client_attack
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
 from stamen.clients.training import TrainSettings, evaluate, resolve_device, train
+from stamen.clients.updates import flat_delta, with_delta
+from stamen.clients.worker_momentum import apply_worker_momentum
 from stamen.datasets import load_dataset
 from stamen.models import create_model
 from stamen.simulations.config import Experiment
@@ -36,7 +38,7 @@ def train_handler(msg: Message, context: Context) -> Message:
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
     data = dataset_of(experiment)
     attack = client_attack(experiment, partition_id)
-    start = {k: v.clone() for k, v in model.state_dict().items()} if attack else None
+    start = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         metrics = train(
@@ -49,8 +51,13 @@ def train_handler(msg: Message, context: Context) -> Message:
             label_map=(lambda y: attack.poison_labels(y, data.num_classes)) if attack else None,
         )
     state = model.state_dict()
-    if attack:
-        state = poison_update(start, state, attack, torch.Generator().manual_seed(seed))
+    if attack or experiment.worker_momentum:
+        update = flat_delta(start, state)
+        if attack:  # Byzantine clients use no momentum
+            update = attack.poison_update(update, torch.Generator().manual_seed(seed))
+        else:
+            update = apply_worker_momentum(context.state, update, experiment.worker_momentum)
+        state = with_delta(start, state, update)
     content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
     return Message(content, reply_to=msg)
 

@@ -42,6 +42,7 @@ class Experiment:
     attack: str = "none"
     num_byzantine: int = 0
     server_lr: float = 1.0
+    worker_momentum: float = 0.0
     server_momentum: float = 0.0
     proximal_mu: float = 0.01
     num_server_rounds: int = 30
@@ -93,7 +94,7 @@ class Experiment:
             raise ConfigError(f"alpha must be > 0 (Dirichlet concentration), got {self.alpha}")
         if self.local_epochs == 0 and self.local_steps == 0:
             raise ConfigError("set local-epochs or local-steps (> 0); local-steps > 0 wins")
-        for name in ("fraction_train", "fraction_evaluate"):
+        for name in ("fraction_train", "fraction_evaluate", "worker_momentum"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{key_of(name)} must be in [0, 1], got {getattr(self, name)}")
         if self.fraction_train == 0:

@@ -16,12 +16,20 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from stamen.clients.local_data import dataset_of, train_partitions
 from stamen.datasets import label_counts, plot_label_distribution
 from stamen.errors import StamenError
 from stamen.models import create_model
+from stamen.simulations.bench import Cell, Grid, run_grid
+from stamen.simulations.bench_report import (
+    collect_results,
+    final_accuracy_table,
+    plot_grid,
+    write_table,
+)
 from stamen.simulations.config import Experiment, parse_assignment
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.progress import RoundProgress
@@ -74,6 +82,43 @@ def run(
             run_ray(experiment, out_dir, on_row=progress.update)
     console.print(progress.final_line())
     console.print(f"results: {out_dir}")
+
+
+@cli.command()
+def bench(
+    grid_file: Annotated[Path, typer.Argument(help="Grid TOML: [base] keys and [axes] lists.")],
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    workers: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
+    last: Annotated[int, typer.Option(help="Average each run's last N evaluations.")] = 1,
+) -> None:
+    """Run every cell of a grid (resuming finished ones) and write results, table and plots."""
+    grid = Grid.load(grid_file)
+    out_dir = out or Path("runs") / f"bench-{grid.name}"
+    cells = grid.cells()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]stamen bench[/] {grid.name}: {len(cells)} cells -> {out_dir}")
+    failures = []
+    with Progress(
+        TextColumn("cells"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("cells", total=len(cells))
+
+        def on_cell(cell: Cell, status: str) -> None:
+            progress.advance(task)
+            if status.startswith("failed"):
+                failures.append(f"{cell.key}: {status}")
+
+        run_grid(grid, out_dir, workers=workers, on_cell=on_cell)
+    results = collect_results(cells, out_dir)
+    if len(results):
+        axes = list(grid.axes)
+        write_table(final_accuracy_table(results, axes, last), out_dir / "table.md", grid.name)
+        plot_grid(results, axes, out_dir / "accuracy.png")
+    for failure in failures:
+        console.print(f"[red]{failure}[/]", soft_wrap=True)
+    console.print(f"results: {out_dir}")
+    if failures:
+        raise typer.Exit(1)
 
 
 @cli.command()

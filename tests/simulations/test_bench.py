@@ -1,0 +1,81 @@
+"""``stamen bench``: grid cells, parallel runs, resume, tidy results and the table."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from stamen.errors import ConfigError
+from stamen.simulations.bench import Grid, cell_dir, run_grid
+from stamen.simulations.bench_report import collect_results, final_accuracy_table, write_table
+
+BASE = {
+    "dataset": "synthetic",
+    "model": "mlp",
+    "partition": "iid",
+    "num-clients": 4,
+    "min-available-clients": 4,
+    "num-server-rounds": 2,
+    "local-steps": 2,
+    "eval-every": 1,
+    "strategy": "robust",
+}
+
+
+def test_grid_runs_every_cell_in_parallel_and_resumes(tmp_path):
+    grid = Grid("tiny", BASE, {"aggregator": ["mean", "median"], "seed": [0, 1]})
+    statuses = []
+    cells = run_grid(grid, tmp_path, workers=2, on_cell=lambda c, s: statuses.append(s))
+    assert len(cells) == 4 and statuses == ["finished"] * 4
+    summaries = {c.key: (cell_dir(tmp_path, c) / "summary.json").stat().st_mtime for c in cells}
+    statuses.clear()
+    run_grid(grid, tmp_path, workers=2, on_cell=lambda c, s: statuses.append(s))
+    assert statuses == ["done"] * 4  # nothing is run again
+    assert summaries == {
+        c.key: (cell_dir(tmp_path, c) / "summary.json").stat().st_mtime for c in cells
+    }
+    results = collect_results(cells, tmp_path)
+    assert {"round", "scope", "metric", "value", "aggregator", "seed"} <= set(results.columns)
+    assert (tmp_path / "results.csv").exists()
+    table = final_accuracy_table(results, list(grid.axes))
+    assert list(table.aggregator) == ["mean", "median"] and list(table["count"]) == [2, 2]
+
+
+def test_a_bad_cell_is_refused_before_anything_runs(tmp_path):
+    grid = Grid("bad", BASE, {"aggregator": ["mean", "nope"]})
+    with pytest.raises(ConfigError, match="unknown aggregator 'nope'"):
+        run_grid(grid, tmp_path)
+    assert not (tmp_path / "cells").exists()
+
+
+def test_grid_file_needs_axes(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text("[base]\nseed = 1\n")
+    with pytest.raises(ConfigError, match=r"\[axes\]"):
+        Grid.load(path)
+
+
+def test_table_is_mean_and_std_over_seeds_of_the_last_evaluations(tmp_path):
+    rows = [
+        # rule a: seed 0 ends at 0.8 (last two: 0.6, 0.8), seed 1 at 0.6 (last two: 0.6, 0.6)
+        (1, "a", 0, 0.6),
+        (2, "a", 0, 0.8),
+        (1, "a", 1, 0.6),
+        (2, "a", 1, 0.6),
+        (1, "b", 0, 0.5),
+        (2, "b", 0, 0.5),
+    ]
+    results = pd.DataFrame(
+        [
+            {"round": r, "scope": "server", "metric": "accuracy", "value": v, "rule": a, "seed": s}
+            for r, a, s, v in rows
+        ]
+    )
+    table = final_accuracy_table(results, ["rule", "seed"])
+    assert table["mean"].tolist() == pytest.approx([0.7, 0.5])
+    assert table["std"].iloc[0] == pytest.approx(0.1414, abs=1e-4)  # sample std of 0.8, 0.6
+    averaged = final_accuracy_table(results, ["rule", "seed"], last=2)
+    assert averaged["mean"].iloc[0] == pytest.approx((0.7 + 0.6) / 2)
+    write_table(table, tmp_path / "table.md", "t")
+    text = (tmp_path / "table.md").read_text()
+    assert "| a | 70.00 ± 14.14 | 2 |" in text and "| b | 50.00 ± 0.00 | 1 |" in text

@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from stamen.attacks import byzantine_clients
 from stamen.datasets import FederatedDataset, load_dataset, partition
 from stamen.simulations.config import Experiment
 
@@ -21,9 +22,24 @@ def dataset_of(experiment: Experiment) -> FederatedDataset:
 
 @functools.lru_cache(maxsize=8)
 def train_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.ndarray, ...]:
-    """One index array into the train split per client, seeded by the run seed."""
+    """One index array into the train split per client, seeded by the run seed.
+
+    With ``byzantine-data = "iid"`` (the bucketing paper's setting) the honest clients split
+    the train set by ``partition`` among themselves, and each Byzantine client gets a seeded
+    iid sample of ``len(train) / num_partitions`` indices from the whole train set.
+    """
     data = dataset_of(experiment)
-    return tuple(_split(experiment, data.train.y, data.train.groups, num_partitions))
+    labels, groups = data.train.y, data.train.groups
+    if experiment.byzantine_data == "same" or experiment.num_byzantine == 0:
+        return tuple(_split(experiment, labels, groups, num_partitions))
+    byzantine = set(byzantine_clients(num_partitions, experiment.num_byzantine, experiment.seed))
+    honest = iter(_split(experiment, labels, groups, num_partitions - len(byzantine)))
+    rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0xB12]))
+    size = len(labels) // num_partitions
+    return tuple(
+        np.sort(rng.choice(len(labels), size, replace=False)) if p in byzantine else next(honest)
+        for p in range(num_partitions)
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,6 +21,8 @@ from stamen.strategies import STRATEGIES
 from stamen.strategies.robust import pipeline_of
 
 DEVICES = ("auto", "cpu", "cuda")
+# "same": Byzantine clients get their share by `partition` like everyone; "iid": iid samples.
+BYZANTINE_DATA = ("same", "iid")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Experiment:
     aggregator: str = "mean"
     attack: str = "none"
     num_byzantine: int = 0
+    byzantine_data: str = "same"
     server_lr: float = 1.0
     worker_momentum: float = 0.0
     server_momentum: float = 0.0
@@ -119,6 +122,11 @@ class Experiment:
                     f"attack {self.attack!r} is simulated server-side: it needs strategy=robust"
                 )
         byzantine_clients(self.num_clients, self.num_byzantine, self.seed)  # checks f < n/2
+        if self.byzantine_data not in BYZANTINE_DATA:
+            raise ConfigError(
+                f"unknown byzantine-data {self.byzantine_data!r}: expected one of "
+                f"{', '.join(BYZANTINE_DATA)}"
+            )
         if self.strategy == "robust":
             pipeline_of(self)
         if self.device not in DEVICES and not self.device.startswith("cuda:"):

@@ -139,3 +139,24 @@ def test_rounds_without_any_valid_reply_keep_the_model_and_finish(tiny_experimen
     start = create_model("mlp", data.input_shape, data.num_classes, tiny_experiment.seed)
     final = torch.load(tmp_path / "run" / "model.pt")
     assert all(torch.equal(final[k], v) for k, v in start.state_dict().items())
+
+
+def test_byzantine_clients_can_get_iid_data_while_honest_ones_are_sorted(tiny_experiment):
+    from stamen.attacks import byzantine_clients
+
+    experiment = tiny_experiment.replace(
+        num_clients=10,
+        partition="sorted",
+        attack="sign-flip",
+        num_byzantine=2,
+        byzantine_data="iid",
+    )
+    parts = train_partitions(experiment, 10)
+    labels = load_dataset("synthetic").train.y
+    byzantine = set(byzantine_clients(10, 2, experiment.seed).tolist())
+    classes = [len(np.unique(labels[p])) for p in parts]
+    honest = [c for i, c in enumerate(classes) if i not in byzantine]
+    assert all(classes[i] >= 8 for i in byzantine)  # iid: (nearly) every class
+    assert sum(honest) / len(honest) < 4  # sorted: few classes each
+    covered = np.concatenate([p for i, p in enumerate(parts) if i not in byzantine])
+    assert len(np.unique(covered)) == len(labels)  # honest clients split the whole set

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -79,3 +81,11 @@ def test_table_is_mean_and_std_over_seeds_of_the_last_evaluations(tmp_path):
     write_table(table, tmp_path / "table.md", "t")
     text = (tmp_path / "table.md").read_text()
     assert "| a | 70.00 ± 14.14 | 2 |" in text and "| b | 50.00 ± 0.00 | 1 |" in text
+
+
+@pytest.mark.parametrize("name", ["exp2", "exp3", "exp2-cpu"])
+def test_the_bucketing_paper_grids_are_valid(name):
+    path = Path(__file__).parents[2] / "benchmarks" / "bucketing" / f"{name}.toml"
+    cells = Grid.load(path).cells()  # every cell's configuration is validated
+    assert {c.experiment.num_clients for c in cells} == {25}
+    assert {c.experiment.num_byzantine for c in cells} == {5}

@@ -88,6 +88,7 @@ class Experiment:
             "proximal_mu",
             "client_gpus",
             "min_available_clients",
+            "num_byzantine",
             "seed",
         )
         for name in non_negative:
@@ -109,6 +110,10 @@ class Experiment:
         MODELS.get(self.model)
         PARTITIONERS.get(self.partition)
         DATASETS.get(parse_spec(self.dataset)[0])
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ConfigError(
+                f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}, cuda:N"
+            )
         self._check_robustness()
 
     def _check_robustness(self) -> None:
@@ -129,10 +134,6 @@ class Experiment:
             )
         if self.strategy == "robust":
             pipeline_of(self)
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ConfigError(
-                f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}, cuda:N"
-            )
 
     @property
     def name(self) -> str:

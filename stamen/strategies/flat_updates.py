@@ -67,10 +67,10 @@ class StackedUpdates:
 
 
 def stack_updates(
-    replies: Iterable[Message], global_arrays: ArrayRecord, layout: ArrayLayout
+    replies: Iterable[Message], reference: torch.Tensor, layout: ArrayLayout
 ) -> StackedUpdates:
-    """Validate and stack the replies' models as updates relative to ``global_arrays``."""
-    reference = layout.flatten(global_arrays)
+    """Validate and stack the replies' models as updates relative to ``reference`` (d,),
+    the flattened global model."""
     rows, node_ids, counts, excluded = [], [], [], 0
     for reply in replies:
         if reply.has_error():

@@ -86,7 +86,8 @@ class RobustStrategy(FedAvg):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
         layout = ArrayLayout.of(self.state.arrays)
-        stacked = stack_updates(replies, self.state.arrays, layout)
+        reference = layout.flatten(self.state.arrays)
+        stacked = stack_updates(replies, reference, layout)
         if len(stacked.node_ids) == 0:
             return None, MetricRecord({"excluded": stacked.excluded})
         updates, attack_state = self._attack(server_round, stacked.updates, stacked.node_ids)
@@ -97,8 +98,7 @@ class RobustStrategy(FedAvg):
         if self.server_momentum:
             previous = self.state.momentum
             step = aggregate if previous is None else self.server_momentum * previous + aggregate
-        new_flat = layout.flatten(self.state.arrays) + self.server_lr * step
-        arrays = layout.unflatten(new_flat)
+        arrays = layout.unflatten(reference + self.server_lr * step)
         self.state = replace(
             self.state,
             arrays=arrays,

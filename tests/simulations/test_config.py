@@ -72,3 +72,21 @@ def test_readme_table_documents_every_key_with_its_default():
     for key, value in Experiment().to_run_config().items():
         shown = f'"{value}"' if isinstance(value, str) else str(value)
         assert f"| `{key}` | `{shown}` |" in readme, key
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"attack": "sign-flip"}, "needs num-byzantine > 0"),
+        ({"attack": "alie", "num-byzantine": 2}, "needs strategy=robust"),
+        ({"num-byzantine": 10}, "num_byzantine"),
+        ({"strategy": "robust", "aggregator": "krum", "num-byzantine": 9}, "n > 2f + 2"),
+        ({"strategy": "robust", "aggregator": "bucketing(s=2) | nope"}, "expected one of"),
+        ({"byzantine-data": "sorted"}, "expected one of same, iid"),
+        ({"attack": "nope", "num-byzantine": 1}, "sign-flip"),
+    ],
+)
+def test_robustness_settings_are_checked_before_a_run(settings, expected):
+    with pytest.raises(ConfigError) as error:
+        Experiment.from_run_config({"num-clients": 20, **settings})
+    assert expected in str(error.value) and "\n" not in str(error.value)

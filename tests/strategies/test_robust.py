@@ -63,7 +63,8 @@ def test_malformed_replies_are_excluded_and_counted():
         reply(5, [[1, 1], [1, 1]], metrics=False),  # no num-examples
         reply(6, [[1, 1], [1, 1]], examples=0),
     ]
-    stacked = stack_updates(replies, GLOBAL, ArrayLayout.of(GLOBAL))
+    layout = ArrayLayout.of(GLOBAL)
+    stacked = stack_updates(replies, layout.flatten(GLOBAL), layout)
     assert stacked.node_ids == (2,) and stacked.excluded == 4
     np.testing.assert_array_equal(stacked.updates.numpy(), [[1, 1, 1, 1, 0]])
 

@@ -52,21 +52,17 @@ def final_accuracy_table(results: pd.DataFrame, axes: list[str], last: int = 1) 
 
 
 def write_table(table: pd.DataFrame, path: Path, title: str) -> None:
-    """``table.md``: accuracy in percent as mean +- std over seeds."""
+    """``table.md``: accuracy in percent as mean +- std over seeds (no std for one seed)."""
     axes = [c for c in table.columns if c not in ("mean", "std", "count")]
     lines = [f"# {title}", "", "| " + " | ".join([*axes, "accuracy (%)", "seeds"]) + " |"]
     lines.append("|" + " --- |" * (len(axes) + 2))
     for row in table.itertuples(index=False):
         values = row._asdict()
-        std = 0.0 if pd.isna(values["std"]) else values["std"]
+        accuracy = f"{100 * values['mean']:.2f}"
+        if values["count"] > 1:
+            accuracy += f" ± {100 * values['std']:.2f}"
         cells = [str(values[a]).replace("|", "\\|") for a in axes]
-        lines.append(
-            "| "
-            + " | ".join(
-                [*cells, f"{100 * values['mean']:.2f} ± {100 * std:.2f}", str(values["count"])]
-            )
-            + " |"
-        )
+        lines.append("| " + " | ".join([*cells, accuracy, str(values["count"])]) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
 
 

@@ -3,6 +3,9 @@
 Distances come from ONE matrix product: ``||x_i - x_j||^2 = G_ii + G_jj - 2 G_ij`` with the
 Gram matrix ``G = X X^T``. Rules that move a centre ``v = a v0 + c^T X`` (Weiszfeld, centred
 clipping) also work in this n-dimensional coefficient space and materialise ``v`` once.
+Limit: the product is not centred first, so in float32 the distances lose precision when all
+inputs share a large common offset (distances small next to norms); the n x n algebra after it
+runs in float64.
 """
 
 from __future__ import annotations

@@ -38,7 +38,8 @@ def train_handler(msg: Message, context: Context) -> Message:
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
     data = dataset_of(experiment)
     attack = client_attack(experiment, partition_id)
-    start = {k: v.clone() for k, v in model.state_dict().items()}
+    sends_update = attack is not None or experiment.worker_momentum > 0
+    start = {k: v.clone() for k, v in model.state_dict().items()} if sends_update else {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         metrics = train(
@@ -51,7 +52,7 @@ def train_handler(msg: Message, context: Context) -> Message:
             label_map=(lambda y: attack.poison_labels(y, data.num_classes)) if attack else None,
         )
     state = model.state_dict()
-    if attack or experiment.worker_momentum:
+    if sends_update:
         update = flat_delta(start, state)
         if attack:  # Byzantine clients use no momentum
             update = attack.poison_update(update, torch.Generator().manual_seed(seed))

@@ -71,18 +71,17 @@ class Grid:
 
 
 def run_grid(
-    grid: Grid,
+    cells: list[Cell],
     out_dir: Path,
     workers: int = 1,
     on_cell: Callable[[Cell, str], None] | None = None,
-) -> list[Cell]:
-    """Run the grid's unfinished cells in ``workers`` processes; return all cells.
+) -> None:
+    """Run the unfinished ``cells`` (from ``Grid.cells``) in ``workers`` processes.
 
     ``on_cell(cell, status)`` hears ``"done"`` (already finished), ``"finished"`` or
     ``"failed: ..."`` for each cell.
     """
     report = on_cell or (lambda cell, status: None)
-    cells = grid.cells()
     pending = []
     for cell in cells:
         if (cell_dir(out_dir, cell) / "summary.json").exists():
@@ -100,7 +99,6 @@ def run_grid(
             error = future.exception()
             status = "finished" if error is None else f"failed: {error}"
             report(futures[future], status)
-    return cells
 
 
 def cell_dir(out_dir: Path, cell: Cell) -> Path:

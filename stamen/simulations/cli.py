@@ -108,7 +108,7 @@ def bench(
             if status.startswith("failed"):
                 failures.append(f"{cell.key}: {status}")
 
-        run_grid(grid, out_dir, workers=workers, on_cell=on_cell)
+        run_grid(cells, out_dir, workers=workers, on_cell=on_cell)
     results = collect_results(cells, out_dir)
     if len(results):
         axes = list(grid.axes)

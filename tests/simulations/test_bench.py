@@ -27,11 +27,12 @@ BASE = {
 def test_grid_runs_every_cell_in_parallel_and_resumes(tmp_path):
     grid = Grid("tiny", BASE, {"aggregator": ["mean", "median"], "seed": [0, 1]})
     statuses = []
-    cells = run_grid(grid, tmp_path, workers=2, on_cell=lambda c, s: statuses.append(s))
+    cells = grid.cells()
+    run_grid(cells, tmp_path, workers=2, on_cell=lambda c, s: statuses.append(s))
     assert len(cells) == 4 and statuses == ["finished"] * 4
     summaries = {c.key: (cell_dir(tmp_path, c) / "summary.json").stat().st_mtime for c in cells}
     statuses.clear()
-    run_grid(grid, tmp_path, workers=2, on_cell=lambda c, s: statuses.append(s))
+    run_grid(grid.cells(), tmp_path, workers=2, on_cell=lambda c, s: statuses.append(s))
     assert statuses == ["done"] * 4  # nothing is run again
     assert summaries == {
         c.key: (cell_dir(tmp_path, c) / "summary.json").stat().st_mtime for c in cells
@@ -46,7 +47,7 @@ def test_grid_runs_every_cell_in_parallel_and_resumes(tmp_path):
 def test_a_bad_cell_is_refused_before_anything_runs(tmp_path):
     grid = Grid("bad", BASE, {"aggregator": ["mean", "nope"]})
     with pytest.raises(ConfigError, match="unknown aggregator 'nope'"):
-        run_grid(grid, tmp_path)
+        run_grid(grid.cells(), tmp_path)
     assert not (tmp_path / "cells").exists()
 
 

@@ -13,6 +13,9 @@ round, as in the paper:
 * during the warm-up the target is ``argmax_i <x_i, z>`` of the current round; from round
   ``T`` on it stays fixed and ``z`` is no longer updated.
 
+The default ``T = 1`` is the authors' (``--mimic-warmup`` defaults to 1 in their code and
+their published runs do not set it): the target is chosen in round 0 and kept.
+
 Row ``i`` of ``honest`` must be the same client in every round (the caller keeps the order).
 Simulation only. The state is an explicit, immutable :class:`MimicState`.
 """
@@ -58,7 +61,7 @@ class Mimic(OmniscientAttack):
         ``T``, the number of rounds in which the variance direction is estimated (>= 1).
     """
 
-    warmup: int = 10
+    warmup: int = 1
 
     def __post_init__(self) -> None:
         require(

@@ -2,7 +2,10 @@
 
 A grid file holds the shared run-config keys under ``[base]`` and the axes under ``[axes]``
 (a key and its list of values, e.g. ``aggregator = ["krum", "bucketing(s=2) | krum"]``,
-``seed = [0, 1, 2]``). Each cell runs on the in-process engine in a worker process and
+``seed = [0, 1, 2]``). An axis value may be a table that sets several keys together, for
+settings that are not a full product (``defense = [{aggregator = "krum"}, {aggregator =
+"bucketing(s=2) | krum", worker-momentum = 0.9}]``); its keys become the result columns.
+Each cell runs on the in-process engine (or Flower's Ray engine) in a worker process and
 writes its own run folder under ``cells/``; a cell whose ``summary.json`` exists is done and
 is not run again, so an interrupted grid resumes where it stopped.
 """
@@ -26,6 +29,8 @@ import torch
 from stamen.errors import ConfigError, StamenError
 from stamen.simulations.config import Experiment
 
+ENGINES = ("inline", "ray")
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -36,18 +41,27 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """A stable folder name: readable axis values and a short hash of all of them."""
-        digest = hashlib.sha1(json.dumps(self.axes, sort_keys=True).encode()).hexdigest()[:8]
-        words = "-".join(str(v) for v in self.axes.values())
+        """A stable folder name: readable axis values and a short hash of the whole config.
+
+        The hash covers the resolved run config, so a cell whose base settings changed is
+        a new cell and is run again, never mistaken for a finished one."""
+        config = {**self.experiment.to_run_config(), "out-dir": None}
+        digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+        values = (a.values() if isinstance(a, dict) else [a] for a in self.axes.values())
+        words = "-".join(str(v) for group in values for v in group)
         readable = "".join(c if c.isalnum() or c in ".=-" else "_" for c in words)[:60]
         return f"{readable}-{digest}"
 
 
 @dataclass(frozen=True)
 class Grid:
+    """A grid file. ``reference`` (optional, relative to the file): published results to
+    print beside ours, a CSV with the grid's varied keys, ``seed``, ``round`` and ``accuracy``."""
+
     name: str
     base: dict[str, Any]
     axes: dict[str, list[Any]]
+    reference: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> Grid:
@@ -58,7 +72,12 @@ class Grid:
         axes = table.get("axes", {})
         if not axes or not all(isinstance(v, list) and v for v in axes.values()):
             raise ConfigError(f"grid {path}: [axes] must map run-config keys to non-empty lists")
-        return cls(table.get("name", Path(path).stem), table.get("base", {}), axes)
+        reference = table.get("reference")
+        if reference is not None:
+            reference = Path(path).parent / reference
+            if not reference.is_file():
+                raise ConfigError(f"grid {path}: reference file {reference} does not exist")
+        return cls(table.get("name", Path(path).stem), table.get("base", {}), axes, reference)
 
     def cells(self) -> list[Cell]:
         """The product of the axes; every cell's experiment is validated before any runs."""
@@ -66,21 +85,40 @@ class Grid:
         cells = []
         for values in itertools.product(*(self.axes[name] for name in names)):
             chosen = dict(zip(names, values))
-            cells.append(Cell(chosen, Experiment.from_run_config({**self.base, **chosen})))
+            config = dict(self.base)
+            for name, value in chosen.items():
+                config.update(value if isinstance(value, dict) else {name: value})
+            cells.append(Cell(chosen, Experiment.from_run_config(config)))
         return cells
+
+
+def result_columns(cells: list[Cell]) -> list[str]:
+    """The run-config keys the cells vary, in axis order (a table axis gives its keys)."""
+    keys = []
+    for axis in cells[0].axes if cells else []:
+        for cell in cells:
+            value = cell.axes[axis]
+            keys.extend(value if isinstance(value, dict) else [axis])
+    return list(dict.fromkeys(keys))
 
 
 def run_grid(
     cells: list[Cell],
     out_dir: Path,
     workers: int = 1,
+    engine: str = "inline",
     on_cell: Callable[[Cell, str], None] | None = None,
 ) -> None:
     """Run the unfinished ``cells`` (from ``Grid.cells``) in ``workers`` processes.
 
+    ``engine`` is ``"inline"`` (the in-process engine) or ``"ray"`` (Flower's simulation
+    engine, one private SuperLink per cell).
+
     ``on_cell(cell, status)`` hears ``"done"`` (already finished), ``"finished"`` or
     ``"failed: ..."`` for each cell.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     report = on_cell or (lambda cell, status: None)
     pending = []
     for cell in cells:
@@ -92,7 +130,7 @@ def run_grid(
     context = get_context("spawn")  # a clean interpreter per worker: no inherited torch state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
-            pool.submit(_run_cell, cell.experiment, cell_dir(out_dir, cell), threads): cell
+            pool.submit(_run_cell, cell.experiment, cell_dir(out_dir, cell), threads, engine): cell
             for cell in pending
         }
         for future in as_completed(futures):
@@ -105,12 +143,16 @@ def cell_dir(out_dir: Path, cell: Cell) -> Path:
     return Path(out_dir) / "cells" / cell.key
 
 
-def _run_cell(experiment: Experiment, out_dir: Path, threads: int) -> None:
+def _run_cell(experiment: Experiment, out_dir: Path, threads: int, engine: str) -> None:
     from stamen.simulations.inline_engine import run_inline
+    from stamen.simulations.ray_engine import run_ray
     from stamen.simulations.results import RunRecorder
     from stamen.simulations.server_app import quiet_flower_logs
 
     torch.set_num_threads(threads)
     quiet_flower_logs()
     experiment = experiment.replace(out_dir=str(out_dir))
-    run_inline(experiment, RunRecorder(out_dir, experiment))
+    if engine == "ray":
+        run_ray(experiment, out_dir)
+    else:
+        run_inline(experiment, RunRecorder(out_dir, experiment))

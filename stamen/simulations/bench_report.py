@@ -10,22 +10,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stamen.simulations.bench import Cell, cell_dir  # noqa: E402
+from stamen.errors import StamenError  # noqa: E402
+from stamen.simulations.bench import Cell, cell_dir, result_columns  # noqa: E402
 from stamen.simulations.results import read_metrics  # noqa: E402
 
 SEED = "seed"
 
 
 def collect_results(cells: list[Cell], out_dir: Path) -> pd.DataFrame:
-    """The tidy rows of every finished cell, with one column per grid axis."""
+    """The tidy rows of every finished cell, with one column per varied run-config key."""
+    columns = result_columns(cells)
     frames = []
     for cell in cells:
         folder = cell_dir(out_dir, cell)
         if not (folder / "summary.json").exists():
             continue
         frame = read_metrics(folder)
-        for axis, value in cell.axes.items():
-            frame[axis] = value
+        config = cell.experiment.to_run_config()
+        for column in columns:
+            frame[column] = config[column]
         frame[SEED] = cell.experiment.seed
         frames.append(frame)
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -51,19 +54,60 @@ def final_accuracy_table(results: pd.DataFrame, axes: list[str], last: int = 1) 
     return table.reset_index()
 
 
-def write_table(table: pd.DataFrame, path: Path, title: str) -> None:
-    """``table.md``: accuracy in percent as mean +- std over seeds (no std for one seed)."""
-    axes = [c for c in table.columns if c not in ("mean", "std", "count")]
-    lines = [f"# {title}", "", "| " + " | ".join([*axes, "accuracy (%)", "seeds"]) + " |"]
-    lines.append("|" + " --- |" * (len(axes) + 2))
+def with_reference(
+    table: pd.DataFrame, results: pd.DataFrame, reference: pd.DataFrame, last: int = 1
+) -> pd.DataFrame:
+    """``table`` with the reference's mean and std over seeds beside ours (``ref_*`` columns).
+
+    The reference is averaged over the same rounds as ours (the rounds of our last ``last``
+    evaluations), so both columns are the same statistic.
+    """
+    evaluated = results[(results.scope == "server") & (results.metric == "accuracy")]["round"]
+    rounds = sorted(set(evaluated))[-last:]
+    keys = [c for c in table.columns if c not in ("mean", "std", "count")]
+    missing = sorted(set(keys) - set(reference.columns))
+    if missing:
+        raise StamenError(f"reference has no column {missing[0]!r}: it needs {keys}")
+    at_rounds = reference[reference["round"].isin(rounds)]
+    per_run = at_rounds.groupby([*keys, SEED]).accuracy.mean().reset_index()
+    summary = per_run.groupby(keys).accuracy.agg(["mean", "std", "count"]).reset_index()
+    summary = summary.rename(columns={"mean": "ref_mean", "std": "ref_std", "count": "ref_count"})
+    return table.merge(summary, on=keys, how="left")
+
+
+def write_table(table: pd.DataFrame, path: Path, title: str, reference: str = "paper") -> None:
+    """``table.md``: accuracy in percent as mean +- std over seeds (no std for one seed).
+
+    With ``ref_*`` columns (``with_reference``) it adds the ``reference``'s accuracy and the
+    difference ours - reference.
+    """
+    stats = ("mean", "std", "count", "ref_mean", "ref_std", "ref_count")
+    axes = [c for c in table.columns if c not in stats]
+    compared = "ref_mean" in table.columns
+    header = [*axes, "accuracy (%)", "seeds"]
+    if compared:
+        header += [f"{reference} (%)", f"{reference} seeds", "difference"]
+    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in table.itertuples(index=False):
-        values = row._asdict()
-        accuracy = f"{100 * values['mean']:.2f}"
-        if values["count"] > 1:
-            accuracy += f" ± {100 * values['std']:.2f}"
+        values = dict(zip(table.columns, row))
         cells = [str(values[a]).replace("|", "\\|") for a in axes]
-        lines.append("| " + " | ".join([*cells, accuracy, str(values["count"])]) + " |")
+        cells += [_percent(values["mean"], values["std"], values["count"]), str(values["count"])]
+        if compared:
+            known = pd.notna(values["ref_mean"])
+            cells += [
+                _percent(values["ref_mean"], values["ref_std"], values["ref_count"]),
+                str(int(values["ref_count"])) if known else "",
+                f"{100 * (values['mean'] - values['ref_mean']):+.2f}" if known else "",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _percent(mean: float, std: float, count: float) -> str:
+    if pd.isna(mean):
+        return "–"
+    text = f"{100 * mean:.2f}"
+    return text + f" ± {100 * std:.2f}" if count > 1 else text
 
 
 def plot_grid(results: pd.DataFrame, axes: list[str], path: Path) -> None:

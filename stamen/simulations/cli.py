@@ -1,4 +1,4 @@
-"""The ``stamen`` command line: ``stamen run`` and ``stamen partitions``.
+"""The ``stamen`` command line: ``stamen run``, ``stamen bench`` and ``stamen partitions``.
 
 Settings are the Flower run-config keys, from ``--config FILE.toml`` then ``--set k=v``.
 Bad input prints one line naming what is allowed and exits with status 2.
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import click
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,11 +24,12 @@ from stamen.clients.local_data import dataset_of, train_partitions
 from stamen.datasets import label_counts, plot_label_distribution
 from stamen.errors import StamenError
 from stamen.models import create_model
-from stamen.simulations.bench import Cell, Grid, run_grid
+from stamen.simulations.bench import Cell, Grid, result_columns, run_grid
 from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
     plot_grid,
+    with_reference,
     write_table,
 )
 from stamen.simulations.config import Experiment, parse_assignment
@@ -90,6 +92,9 @@ def bench(
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
     workers: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
     last: Annotated[int, typer.Option(help="Average each run's last N evaluations.")] = 1,
+    engine: Annotated[
+        Engine, typer.Option(help="inline: one process per cell; ray: Flower's engine.")
+    ] = Engine.inline,
 ) -> None:
     """Run every cell of a grid (resuming finished ones) and write results, table and plots."""
     grid = Grid.load(grid_file)
@@ -108,11 +113,14 @@ def bench(
             if status.startswith("failed"):
                 failures.append(f"{cell.key}: {status}")
 
-        run_grid(cells, out_dir, workers=workers, on_cell=on_cell)
+        run_grid(cells, out_dir, workers=workers, engine=engine.value, on_cell=on_cell)
     results = collect_results(cells, out_dir)
     if len(results):
-        axes = list(grid.axes)
-        write_table(final_accuracy_table(results, axes, last), out_dir / "table.md", grid.name)
+        axes = result_columns(cells)
+        table = final_accuracy_table(results, axes, last)
+        if grid.reference is not None:
+            table = with_reference(table, results, pd.read_csv(grid.reference), last)
+        write_table(table, out_dir / "table.md", grid.name)
         plot_grid(results, axes, out_dir / "accuracy.png")
     for failure in failures:
         console.print(f"[red]{failure}[/]", soft_wrap=True)

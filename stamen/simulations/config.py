@@ -18,6 +18,7 @@ from stamen.datasets.loading import parse_spec
 from stamen.errors import ConfigError
 from stamen.models import MODELS
 from stamen.strategies import STRATEGIES
+from stamen.strategies.aggregation import CLIP_SCALINGS
 from stamen.strategies.robust import pipeline_of
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -46,6 +47,7 @@ class Experiment:
     byzantine_data: str = "same"
     server_lr: float = 1.0
     worker_momentum: float = 0.0
+    clip_scaling: str = "none"
     server_momentum: float = 0.0
     proximal_mu: float = 0.01
     num_server_rounds: int = 30
@@ -132,6 +134,13 @@ class Experiment:
                 f"unknown byzantine-data {self.byzantine_data!r}: expected one of "
                 f"{', '.join(BYZANTINE_DATA)}"
             )
+        if self.clip_scaling not in CLIP_SCALINGS:
+            raise ConfigError(
+                f"unknown clip-scaling {self.clip_scaling!r}: expected one of "
+                f"{', '.join(CLIP_SCALINGS)}"
+            )
+        if self.clip_scaling != "none" and self.worker_momentum == 1:
+            raise ConfigError("clip-scaling needs worker-momentum < 1 (it divides by 1 - beta)")
         if self.strategy == "robust":
             pipeline_of(self)
 

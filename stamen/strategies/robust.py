@@ -26,7 +26,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from stamen.attacks import OMNISCIENT, OmniscientAttack, byzantine_clients, create_attack
-from stamen.strategies.aggregation import Pipeline, parse_pipeline
+from stamen.strategies.aggregation import CenteredClip, Pipeline, parse_pipeline
 from stamen.strategies.flat_updates import ArrayLayout, stack_updates
 from stamen.strategies.registry import STRATEGIES
 
@@ -161,6 +161,16 @@ def robust(
 
 
 def pipeline_of(experiment: Experiment) -> Pipeline:
-    """The ``aggregator`` pipeline, checked against the clients sampled per round."""
+    """The ``aggregator`` pipeline, checked against the clients sampled per round.
+
+    A centred-clipping radius is scaled for worker momentum by ``clip-scaling``; rules
+    without a radius ignore it.
+    """
     per_round = max(int(experiment.num_clients * experiment.fraction_train), 1)
-    return parse_pipeline(experiment.aggregator, per_round, experiment.num_byzantine)
+    pipeline = parse_pipeline(experiment.aggregator, per_round, experiment.num_byzantine)
+    if isinstance(pipeline.rule, CenteredClip):
+        rule = pipeline.rule.scaled_for_momentum(
+            experiment.clip_scaling, experiment.worker_momentum
+        )
+        pipeline = replace(pipeline, rule=rule)
+    return pipeline

@@ -8,8 +8,13 @@ import pandas as pd
 import pytest
 
 from stamen.errors import ConfigError
-from stamen.simulations.bench import Grid, cell_dir, run_grid
-from stamen.simulations.bench_report import collect_results, final_accuracy_table, write_table
+from stamen.simulations.bench import Grid, cell_dir, result_columns, run_grid
+from stamen.simulations.bench_report import (
+    collect_results,
+    final_accuracy_table,
+    with_reference,
+    write_table,
+)
 
 BASE = {
     "dataset": "synthetic",
@@ -44,6 +49,32 @@ def test_grid_runs_every_cell_in_parallel_and_resumes(tmp_path):
     assert list(table.aggregator) == ["mean", "median"] and list(table["count"]) == [2, 2]
 
 
+def test_a_table_axis_sets_several_keys_together_and_they_become_columns(tmp_path):
+    defense = [
+        {"aggregator": "mean"},
+        {"aggregator": "median", "worker-momentum": 0.5},
+    ]
+    grid = Grid("linked", BASE, {"defense": defense, "seed": [0]})
+    cells = grid.cells()
+    assert [(c.experiment.aggregator, c.experiment.worker_momentum) for c in cells] == [
+        ("mean", 0.0),
+        ("median", 0.5),
+    ]  # not the product: no ("median", 0.0) or ("mean", 0.5)
+    assert result_columns(cells) == ["aggregator", "worker-momentum", "seed"]
+    run_grid(cells, tmp_path, workers=1)
+    results = collect_results(cells, tmp_path)
+    table = final_accuracy_table(results, result_columns(cells))
+    assert list(zip(table.aggregator, table["worker-momentum"])) == [("mean", 0.0), ("median", 0.5)]
+
+
+def test_a_cell_whose_base_settings_changed_is_a_new_cell():
+    axes = {"aggregator": ["mean"]}
+    before = Grid("g", BASE, axes).cells()[0]
+    after = Grid("g", {**BASE, "num-server-rounds": 3}, axes).cells()[0]
+    assert before.key != after.key
+    assert before.key == Grid("g", dict(BASE), axes).cells()[0].key
+
+
 def test_a_bad_cell_is_refused_before_anything_runs(tmp_path):
     grid = Grid("bad", BASE, {"aggregator": ["mean", "nope"]})
     with pytest.raises(ConfigError, match="unknown aggregator 'nope'"):
@@ -55,6 +86,13 @@ def test_grid_file_needs_axes(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text("[base]\nseed = 1\n")
     with pytest.raises(ConfigError, match=r"\[axes\]"):
+        Grid.load(path)
+
+
+def test_a_missing_reference_file_is_refused(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text('reference = "paper.csv"\n[axes]\nseed = [0]\n')
+    with pytest.raises(ConfigError, match="reference file .*paper.csv does not exist"):
         Grid.load(path)
 
 
@@ -84,7 +122,46 @@ def test_table_is_mean_and_std_over_seeds_of_the_last_evaluations(tmp_path):
     assert "| a | 70.00 ± 14.14 | 2 |" in text and "| b | 50.00 | 1 |" in text
 
 
-@pytest.mark.parametrize("name", ["exp2", "exp3", "exp2-cpu"])
+def test_reference_is_averaged_over_the_same_rounds_and_printed_beside_ours(tmp_path):
+    ours = pd.DataFrame(
+        [
+            {"round": r, "scope": "server", "metric": "accuracy", "value": v, "rule": "a"}
+            for r, v in [(0, 0.1), (30, 0.5), (60, 0.9)]
+        ]
+    )
+    reference = pd.DataFrame(
+        [
+            # two seeds; round 90 and round 0 are outside our last two evaluations (30, 60)
+            {"rule": "a", "seed": s, "round": r, "accuracy": v}
+            for s, runs in [(0, [(0, 0.0), (30, 0.6), (60, 0.8), (90, 0.0)]), (1, [(30, 0.4)])]
+            for r, v in runs
+        ]
+        + [{"rule": "b", "seed": 0, "round": 60, "accuracy": 0.3}]
+    )
+    ours["seed"] = 0
+    table = with_reference(final_accuracy_table(ours, ["rule", "seed"], last=2), ours, reference, 2)
+    assert table["mean"].iloc[0] == pytest.approx(0.7)
+    assert table["ref_mean"].iloc[0] == pytest.approx((0.7 + 0.4) / 2)
+    assert table["ref_count"].iloc[0] == 2
+    write_table(table, tmp_path / "table.md", "t")
+    assert "| a | 70.00 | 1 | 55.00 ± 21.21 | 2 | +15.00 |" in (tmp_path / "table.md").read_text()
+
+
+def test_a_grid_runs_on_the_ray_engine(tmp_path):
+    grid = Grid("ray", {**BASE, "num-server-rounds": 1}, {"aggregator": ["median"]})
+    statuses = []
+    run_grid(grid.cells(), tmp_path, engine="ray", on_cell=lambda c, s: statuses.append(s))
+    assert statuses == ["finished"]
+    results = collect_results(grid.cells(), tmp_path)
+    assert set(results["round"]) == {0, 1} and set(results.aggregator) == {"median"}
+
+
+def test_an_unknown_engine_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="expected one of inline, ray"):
+        run_grid(Grid("g", BASE, {"seed": [0]}).cells(), tmp_path, engine="spark")
+
+
+@pytest.mark.parametrize("name", ["exp2", "exp3", "exp2-cpu", "exp3-cpu"])
 def test_the_bucketing_paper_grids_are_valid(name):
     path = Path(__file__).parents[2] / "benchmarks" / "bucketing" / f"{name}.toml"
     cells = Grid.load(path).cells()  # every cell's configuration is validated

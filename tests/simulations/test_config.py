@@ -5,6 +5,7 @@ import pytest
 
 from stamen.errors import ConfigError
 from stamen.simulations.config import Experiment, parse_assignment
+from stamen.strategies.robust import pipeline_of
 
 PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
 
@@ -84,9 +85,29 @@ def test_readme_table_documents_every_key_with_its_default():
         ({"strategy": "robust", "aggregator": "bucketing(s=2) | nope"}, "expected one of"),
         ({"byzantine-data": "sorted"}, "expected one of same, iid"),
         ({"attack": "nope", "num-byzantine": 1}, "sign-flip"),
+        ({"clip-scaling": "cube"}, "expected one of none, linear, sqrt"),
+        ({"clip-scaling": "linear", "worker-momentum": 1.0}, "worker-momentum < 1"),
     ],
 )
 def test_robustness_settings_are_checked_before_a_run(settings, expected):
     with pytest.raises(ConfigError) as error:
         Experiment.from_run_config({"num-clients": 20, **settings})
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("scaling", "tau"), [("none", 10.0), ("linear", 100.0), ("sqrt", 10 / 0.1**0.5)]
+)
+def test_clip_radius_is_scaled_for_worker_momentum(scaling, tau):
+    experiment = Experiment.from_run_config(
+        {
+            "num-clients": 20,
+            "strategy": "robust",
+            "aggregator": "bucketing(s=2) | cclip(tau=10, iters=3)",
+            "worker-momentum": 0.9,
+            "clip-scaling": scaling,
+        }
+    )
+    assert pipeline_of(experiment).rule.tau == pytest.approx(tau)
+    krum = experiment.replace(aggregator="krum")
+    assert pipeline_of(krum).rule == pipeline_of(krum.replace(clip_scaling="none")).rule

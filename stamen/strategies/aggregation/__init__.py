@@ -11,7 +11,7 @@ from stamen.strategies.aggregation.base import (
     PreAggregator,
 )
 from stamen.strategies.aggregation.bulyan import Bulyan
-from stamen.strategies.aggregation.centered_clip import CenteredClip
+from stamen.strategies.aggregation.centered_clip import CLIP_SCALINGS, CenteredClip
 from stamen.strategies.aggregation.coordinatewise import (
     Mean,
     Median,
@@ -29,6 +29,7 @@ __all__ = [
     "AggregationRule",
     "Bucketing",
     "Bulyan",
+    "CLIP_SCALINGS",
     "CenteredClip",
     "GeometricMedian",
     "Krum",

@@ -9,7 +9,8 @@ come from one Gram matrix and one product ``X v0``; ``v`` is formed once at the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -23,6 +24,15 @@ from stamen.strategies.aggregation.base import (
     require_positive,
 )
 from stamen.strategies.aggregation.primitives import combine_rows, gram_matrix
+
+# How the radius grows with worker momentum beta: a momentum m = sum_k beta^k g_k is about
+# 1 / (1 - beta) times a gradient ("linear"; the bucketing paper's code uses it whenever
+# beta > 0), or 1 / sqrt(1 - beta) times for independent noise ("sqrt").
+CLIP_SCALINGS = {
+    "none": lambda beta: 1.0,
+    "linear": lambda beta: 1.0 / (1.0 - beta),
+    "sqrt": lambda beta: 1.0 / math.sqrt(1.0 - beta),
+}
 
 
 @AGGREGATORS.register("cclip")
@@ -39,6 +49,10 @@ class CenteredClip:
 
     def check(self, num_inputs: int) -> None:
         require(num_inputs >= 1, "cclip needs at least 1 input")
+
+    def scaled_for_momentum(self, scaling: str, beta: float) -> CenteredClip:
+        """The same rule with ``tau`` scaled for worker momentum ``beta`` (``CLIP_SCALINGS``)."""
+        return replace(self, tau=self.tau * CLIP_SCALINGS[scaling](beta))
 
     def aggregate(self, updates: Tensor, state: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_updates(updates)

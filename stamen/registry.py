@@ -2,16 +2,22 @@
 
 One dict per kind with ``register`` and ``get``; unknown names fail with the list of known
 ones (as opacus does). Third-party plugins are discovered through the entry-point group
-``stamen.<kind>`` the first time a name is not found.
+``stamen.<kind>`` the first time a name is not found. ``create("name(key=value, ...)")``
+builds an item from a spec string with literal keyword arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import ast
+import inspect
+import re
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from stamen.errors import ConfigError
+
+_SPEC = re.compile(r"^\s*([A-Za-z_][\w\-]*)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 
 T = TypeVar("T")
 
@@ -45,6 +51,27 @@ class Registry(Generic[T]):
             )
         return self._items[name]
 
+    def create(self, spec: str) -> Any:
+        """Call the factory named by ``spec`` (``"name"`` or ``"name(key=value, ...)"``).
+
+        Unknown names, unknown or missing arguments give a one-line ConfigError.
+        """
+        name, kwargs = parse_spec(spec, self.kind)
+        factory = self.get(name)
+        allowed = _parameters(factory)
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"unknown argument {', '.join(unknown)} for {self.kind} {name!r}: "
+                f"expected {', '.join(allowed) if allowed else 'no arguments'}"
+            )
+        missing = [p for p, required in allowed.items() if required and p not in kwargs]
+        if missing:
+            raise ConfigError(
+                f"{self.kind} {name!r} needs {', '.join(f'{p}=...' for p in missing)}"
+            )
+        return factory(**kwargs)
+
     def names(self) -> list[str]:
         return sorted(self._items)
 
@@ -59,3 +86,35 @@ class Registry(Generic[T]):
         for entry in entry_points(group=f"stamen.{self.kind.replace(' ', '_')}s"):
             if entry.name not in self._items:
                 self._items[entry.name] = entry.load()
+
+
+def parse_spec(spec: str, kind: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name(key=value, ...)"`` into the name and its keyword arguments (literals)."""
+    match = _SPEC.match(spec) if isinstance(spec, str) else None
+    if match is None:
+        raise ConfigError(f"bad {kind} spec {spec!r}: expected a name or name(key=value, ...)")
+    name, arguments = match.group(1), match.group(2)
+    if not arguments or not arguments.strip():
+        return name, {}
+    try:
+        call = ast.parse(f"_({arguments})", mode="eval").body
+        if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
+            raise ValueError
+        return name, {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError):
+        raise ConfigError(
+            f"bad {kind} spec {spec!r}: arguments must be key=value with literal values"
+        ) from None
+
+
+def _parameters(factory: Callable[..., Any]) -> dict[str, bool]:
+    """Keyword parameters of ``factory``, each mapped to whether it is required."""
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: p.default is inspect.Parameter.empty
+        for p in signature.parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }

@@ -9,7 +9,7 @@ from stamen.attacks.ipm import IPM
 from stamen.attacks.krum_attack import KrumAttack, krum_scores
 from stamen.attacks.mimic import Mimic, MimicState
 from stamen.attacks.min_max import MinMax, MinSum, perturbation
-from stamen.attacks.registry import ATTACKS, create_attack, parse_attack_spec
+from stamen.attacks.registry import ATTACKS, create_attack
 from stamen.attacks.selection import byzantine_clients
 
 __all__ = [
@@ -34,6 +34,5 @@ __all__ = [
     "byzantine_clients",
     "create_attack",
     "krum_scores",
-    "parse_attack_spec",
     "perturbation",
 ]

@@ -9,20 +9,27 @@ The node's data comes from its node config (``partition-id``, ``num-partitions``
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+import numpy as np
 import torch
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from stamen.clients.byzantine import client_attack
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
+from stamen.clients.mime_training import full_batch_gradient, mime_train
 from stamen.clients.training import TrainSettings, evaluate, resolve_device, train
 from stamen.clients.updates import flat_delta, with_delta
 from stamen.clients.worker_momentum import apply_worker_momentum
-from stamen.datasets import load_dataset
+from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
 from stamen.simulations.config import Experiment
+from stamen.strategies.base_optimizers import create_base_optimizer
+from stamen.strategies.mime import CONTROL_KEY, GRADIENT_KEY, STATE_KEY, from_record, to_record
 
 app = ClientApp()
 
@@ -30,6 +37,8 @@ app = ClientApp()
 @app.train()
 def train_handler(msg: Message, context: Context) -> Message:
     """Load the global model, train locally, and reply with the new model."""
+    if STATE_KEY in msg.content:
+        return mime_train_handler(msg, context)
     experiment = experiment_of(context)
     partition_id, num_partitions = node_partition(context)
     config = msg.content.get("config", {})
@@ -61,6 +70,93 @@ def train_handler(msg: Message, context: Context) -> Message:
         state = with_delta(start, state, update)
     content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
     return Message(content, reply_to=msg)
+
+
+def mime_train_handler(msg: Message, context: Context) -> Message:
+    """Mime's or MimeLite's local steps with the server's optimizer state frozen.
+
+    Without a control variate (MimeLite) the reply also carries ``grad f_i(x)``, computed
+    before the local steps."""
+    task = _MimeTask.of(msg, context)
+    optimizer = create_base_optimizer(str(task.config["base-optimizer"]))
+    flat = torch.cat([p.detach().reshape(-1) for p in task.model.parameters()])
+    state = {k: v.to(task.device) for k, v in from_record(msg.content[STATE_KEY]).items()}
+    control = None
+    if CONTROL_KEY in msg.content:
+        control = from_record(msg.content[CONTROL_KEY])[CONTROL_KEY].to(task.device)
+    content = RecordDict()
+    with task.seeded_torch():
+        if control is None:
+            content[GRADIENT_KEY] = to_record({GRADIENT_KEY: task.full_batch_gradient()})
+        metrics = mime_train(
+            task.model,
+            task.data,
+            task.indices,
+            TrainSettings.from_config(task.config, task.experiment),
+            optimizer,
+            state or optimizer.init_state(flat),
+            control,
+            client_rng(task.experiment.seed, task.server_round, task.partition_id),
+            task.device,
+        )
+    content["arrays"] = ArrayRecord(task.model.state_dict())
+    content["metrics"] = MetricRecord(metrics)
+    return Message(content, reply_to=msg)
+
+
+@app.query("gradient")
+def gradient_handler(msg: Message, context: Context) -> Message:
+    """Mime's gradient phase: ``grad f_i(x)`` over this client's data."""
+    task = _MimeTask.of(msg, context)
+    with task.seeded_torch():
+        gradient = task.full_batch_gradient()
+    metrics = MetricRecord({"num-examples": len(task.indices)})
+    content = RecordDict({GRADIENT_KEY: to_record({GRADIENT_KEY: gradient}), "metrics": metrics})
+    return Message(content, reply_to=msg)
+
+
+@dataclass(frozen=True)
+class _MimeTask:
+    """What a Mime message asks of this node: the model at ``x``, its data, the round."""
+
+    experiment: Experiment
+    config: ConfigRecord
+    partition_id: int
+    server_round: int
+    model: torch.nn.Module
+    device: torch.device
+    data: FederatedDataset
+    indices: np.ndarray
+
+    @classmethod
+    def of(cls, msg: Message, context: Context) -> _MimeTask:
+        experiment = experiment_of(context)
+        partition_id, num_partitions = node_partition(context)
+        config = msg.content["config"]
+        model, device = load_global_model(experiment, msg.content["arrays"])
+        indices = train_partitions(experiment, num_partitions)[partition_id]
+        server_round = int(config.get("server-round", 0))
+        data = dataset_of(experiment)
+        return cls(experiment, config, partition_id, server_round, model, device, data, indices)
+
+    @contextlib.contextmanager
+    def seeded_torch(self) -> Iterator[None]:
+        """Torch's RNG (dropout) seeded from (seed, round, partition), restored after."""
+        seed = client_rng(self.experiment.seed, self.server_round, self.partition_id, 2)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(int(seed.integers(2**62)))
+            yield
+
+    def full_batch_gradient(self) -> torch.Tensor:
+        return full_batch_gradient(
+            self.model,
+            self.data,
+            self.indices,
+            self.experiment.eval_batch_size,
+            self.device,
+            max_batches=int(self.config.get("gradient-batches", 0)),
+            rng=client_rng(self.experiment.seed, self.server_round, self.partition_id, 1),
+        )
 
 
 @app.evaluate()

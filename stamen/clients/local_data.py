@@ -59,9 +59,14 @@ def test_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.nda
     return tuple(_split(experiment, data.test.y, data.test.groups, num_partitions))
 
 
-def client_rng(seed: int, server_round: int, partition_id: int) -> np.random.Generator:
-    """The generator of one client in one round, independent of the engine and of order."""
-    return np.random.default_rng(np.random.SeedSequence([seed, server_round, partition_id]))
+def client_rng(
+    seed: int, server_round: int, partition_id: int, stream: int = 0
+) -> np.random.Generator:
+    """The generator of one client in one round, independent of the engine and of order.
+
+    ``stream > 0`` gives an independent generator for another use in the same round."""
+    key = [seed, server_round, partition_id] + ([stream] if stream else [])
+    return np.random.default_rng(np.random.SeedSequence(key))
 
 
 def _split(

@@ -19,8 +19,10 @@ from stamen.errors import ConfigError
 from stamen.models import MODELS
 from stamen.strategies import STRATEGIES
 from stamen.strategies.aggregation import CLIP_SCALINGS
+from stamen.strategies.base_optimizers import create_base_optimizer
 from stamen.strategies.robust import pipeline_of
 
+MIME_STRATEGIES = ("mime", "mimelite")
 DEVICES = ("auto", "cpu", "cuda")
 # "same": Byzantine clients get their share by `partition` like everyone; "iid": iid samples.
 BYZANTINE_DATA = ("same", "iid")
@@ -50,6 +52,8 @@ class Experiment:
     clip_scaling: str = "none"
     server_momentum: float = 0.0
     proximal_mu: float = 0.01
+    base_optimizer: str = "sgdm(beta=0.9)"
+    gradient_batches: int = 0
     num_server_rounds: int = 30
     local_epochs: int = 1
     local_steps: int = 10
@@ -88,6 +92,7 @@ class Experiment:
             "min_partition_size",
             "server_momentum",
             "proximal_mu",
+            "gradient_batches",
             "client_gpus",
             "min_available_clients",
             "num_byzantine",
@@ -117,6 +122,16 @@ class Experiment:
                 f"unknown device {self.device!r}: expected one of {', '.join(DEVICES)}, cuda:N"
             )
         self._check_robustness()
+        if self.strategy in MIME_STRATEGIES:
+            self._check_mime()
+
+    def _check_mime(self) -> None:
+        """Mime's base optimizer parses; settings it does not use are refused, not ignored."""
+        create_base_optimizer(self.base_optimizer)
+        if self.weight_decay:
+            raise ConfigError(f"weight-decay is not supported by {self.strategy}: set it to 0")
+        if self.attack != "none":
+            raise ConfigError(f"attack {self.attack!r} needs strategy=robust, not {self.strategy}")
 
     def _check_robustness(self) -> None:
         """Attack, Byzantine count and aggregation pipeline fit together (before any run)."""

@@ -6,7 +6,7 @@ the order received, so the same seed would give different runs on different engi
 wrapper lists nodes by their ``partition-id`` (asked once with a ``query`` message) and
 returns replies in the order of the requests; with ``random`` reseeded per round
 (:mod:`stamen.strategies.seeded_sampling`), the same clients are sampled and summed in the
-same order on every engine.
+same order on every engine. It also counts the training traffic (``traffic``).
 """
 
 from __future__ import annotations
@@ -20,14 +20,17 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
+from stamen.simulations.traffic import Traffic
+
 
 class PartitionOrderedGrid(Grid):
     """Delegates to ``grid``; nodes sorted by partition id, replies in request order."""
 
-    def __init__(self, grid: Grid, timeout: float = 600.0) -> None:
+    def __init__(self, grid: Grid, timeout: float = 600.0, traffic: Traffic | None = None) -> None:
         self._grid = grid
         self._timeout = timeout
         self._partition_of: dict[int, float] = {}
+        self.traffic = traffic if traffic is not None else Traffic()
 
     def set_run(self, run: Run) -> None:
         self._grid.set_run(run)
@@ -64,6 +67,7 @@ class PartitionOrderedGrid(Grid):
         if not messages:
             return []
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
+        self.traffic.count(messages, replies)
         position = {msg.metadata.message_id: i for i, msg in enumerate(messages)}
         return sorted(
             replies, key=lambda r: position.get(r.metadata.reply_to_message_id, len(position))

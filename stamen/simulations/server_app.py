@@ -47,7 +47,7 @@ def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, en
     grid = PartitionOrderedGrid(grid)
     _check_node_count(grid, experiment)
     strategy = SeededSampling(build_strategy(experiment, grid.partition_id), experiment.seed)
-    strategy = RecordedStrategy(strategy, recorder)
+    strategy = RecordedStrategy(strategy, recorder, grid.traffic)
     config = experiment.to_run_config()
     initial_arrays = ArrayRecord(model.state_dict())
     result = strategy.start(

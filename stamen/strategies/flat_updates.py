@@ -67,15 +67,19 @@ class StackedUpdates:
 
 
 def stack_updates(
-    replies: Iterable[Message], reference: torch.Tensor, layout: ArrayLayout
+    replies: Iterable[Message],
+    reference: torch.Tensor,
+    layout: ArrayLayout,
+    key: str | None = None,
 ) -> StackedUpdates:
     """Validate and stack the replies' models as updates relative to ``reference`` (d,),
-    the flattened global model."""
+    the flattened global model. The model is the reply's only ArrayRecord, or the one
+    under ``key`` when replies carry several."""
     rows, node_ids, counts, excluded = [], [], [], 0
     for reply in replies:
         if reply.has_error():
             continue
-        vector, examples = _valid_model(reply, layout)
+        vector, examples = _valid_model(reply, layout, key)
         if vector is None:
             excluded += 1
             continue
@@ -86,11 +90,15 @@ def stack_updates(
     return StackedUpdates(updates, tuple(node_ids), tuple(counts), excluded)
 
 
-def _valid_model(reply: Message, layout: ArrayLayout) -> tuple[torch.Tensor | None, float]:
+def _valid_model(
+    reply: Message, layout: ArrayLayout, key: str | None
+) -> tuple[torch.Tensor | None, float]:
     content = reply.content
-    if len(content.array_records) != 1 or len(content.metric_records) != 1:
+    records = content.array_records
+    found = len(records) == 1 if key is None else key in records
+    if not found or len(content.metric_records) != 1:
         return None, 0.0
-    arrays = next(iter(content.array_records.values()))
+    arrays = records[key] if key is not None else next(iter(records.values()))
     metrics = next(iter(content.metric_records.values()))
     examples = metrics.get("num-examples")
     if not isinstance(examples, (int, float)) or examples <= 0 or not layout.matches(arrays):

@@ -12,10 +12,9 @@ from stamen.attacks import (
     KrumAttack,
     MinMax,
     create_attack,
-    parse_attack_spec,
 )
 from stamen.errors import ConfigError
-from stamen.registry import Registry
+from stamen.registry import Registry, parse_spec
 
 
 def test_names_and_kinds():
@@ -41,8 +40,8 @@ def test_names_and_kinds():
 
 
 def test_parse_and_create():
-    assert parse_attack_spec("alie") == ("alie", {})
-    assert parse_attack_spec(" ipm( epsilon = 0.5 ) ") == ("ipm", {"epsilon": 0.5})
+    assert parse_spec("alie", "attack") == ("alie", {})
+    assert parse_spec(" ipm( epsilon = 0.5 ) ", "attack") == ("ipm", {"epsilon": 0.5})
     assert create_attack("ipm(epsilon=0.5)") == IPM(epsilon=0.5)
     assert create_attack("gaussian(std=200)") == GaussianNoise(std=200)
     assert create_attack("min-max(perturbation='std')") == MinMax(perturbation="std")

@@ -1,0 +1,217 @@
+"""Mime and MimeLite (Karimireddy, Kale, Mohri, Reddi, Stich, Suresh, arXiv 2008.03606).
+
+The server keeps the model ``x`` and the base optimizer's state ``s`` (``base_optimizers``)
+in one ``MimeState``. A round ``t``:
+
+1. ``configure_train`` samples the round's clients ``S`` (FedAvg's sampling). Mime only: it
+   first runs a gradient phase on ``S`` at ``x`` (messages ``"query.gradient"``, answered
+   with ``grad f_i(x)``) and takes ``c`` = their example-weighted mean. Mime therefore has two
+   message phases per round; MimeLite has one.
+2. The train messages carry ``x`` (``"arrays"``), ``s`` (``"optimizer-state"``, empty until
+   the state exists: clients then start from the initial state) and, for Mime, ``c``
+   (``"control-variate"``); their config names the base optimizer. Clients take the local
+   steps with ``s`` frozen (``clients/mime_training.py``).
+3. ``aggregate_train``: ``x <- x + server_lr * (weighted mean of y_i - x)`` over the valid
+   replies (example weights), and ``s <- V(g, s)`` with ``g`` the mean full-batch gradient
+   at ``x``: ``c`` for Mime, the ``grad f_i(x)`` that MimeLite's clients send back with
+   ``y_i`` (under ``"gradient"``). The client updates never enter ``s``.
+
+A reply with a wrong shape, NaN/Inf or missing records is excluded and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from torch import Tensor
+
+from stamen.strategies.base_optimizers import OptimizerState, create_base_optimizer
+from stamen.strategies.flat_updates import ArrayLayout, stack_updates
+from stamen.strategies.registry import STRATEGIES
+
+if TYPE_CHECKING:
+    from stamen.simulations.config import Experiment
+
+GRADIENT_PHASE = f"{MessageType.QUERY}.gradient"
+STATE_KEY, CONTROL_KEY, GRADIENT_KEY = "optimizer-state", "control-variate", "gradient"
+
+
+@dataclass(frozen=True)
+class MimeState:
+    """Everything the server carries from one round to the next (checkpointable)."""
+
+    arrays: ArrayRecord | None = None  # x, the model sent this round
+    optimizer_state: OptimizerState | None = None  # s; None until the first gradients
+    control_variate: Tensor | None = None  # c at x (Mime), None for MimeLite
+    excluded_gradients: int = 0  # malformed replies of this round's gradient phase (Mime)
+
+
+class MimeStrategy(FedAvg):
+    """FedAvg's sampling; Mime's messages, model average and server-state update."""
+
+    def __init__(
+        self,
+        base_optimizer: str,
+        *,
+        lite: bool,
+        server_lr: float = 1.0,
+        gradient_batches: int = 0,
+        timeout: float = 3600,
+        **sampling: Any,
+    ) -> None:
+        super().__init__(**sampling)
+        self.base_optimizer = base_optimizer
+        self.optimizer = create_base_optimizer(base_optimizer)
+        self.lite = lite
+        self.server_lr = server_lr
+        self.gradient_batches = gradient_batches
+        self.timeout = timeout
+        self.state = MimeState()
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        sampled = list(super().configure_train(server_round, arrays, config, grid))
+        node_ids = [message.metadata.dst_node_id for message in sampled]
+        config = ConfigRecord(
+            {
+                **config,
+                "server-round": server_round,
+                "base-optimizer": self.base_optimizer,
+                "gradient-batches": self.gradient_batches,
+            }
+        )
+        control, excluded = None, 0
+        if not self.lite and node_ids:
+            control, excluded = self._gradient_phase(arrays, config, node_ids, grid)
+        self.state = replace(
+            self.state, arrays=arrays, control_variate=control, excluded_gradients=excluded
+        )
+        record = RecordDict(
+            {"arrays": arrays, "config": config, STATE_KEY: to_record(self.state.optimizer_state)}
+        )
+        if control is not None:
+            record[CONTROL_KEY] = to_record({CONTROL_KEY: control})
+        return self._construct_messages(record, node_ids, MessageType.TRAIN)
+
+    def _gradient_phase(
+        self, arrays: ArrayRecord, config: ConfigRecord, node_ids: list[int], grid: Grid
+    ) -> tuple[Tensor | None, int]:
+        """Mime's ``c`` (the example-weighted mean of the sampled nodes' ``grad f_i(x)``) and
+        the number of replies excluded."""
+        record = RecordDict({"arrays": arrays, "config": config})
+        messages = self._construct_messages(record, node_ids, GRADIENT_PHASE)
+        found = self._gradients(grid.send_and_receive(messages, timeout=self.timeout))
+        valid = [g for g in found if g is not None]
+        return _weighted_mean(valid), len(node_ids) - len(valid)
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = [reply for reply in replies if not reply.has_error()]
+        layout = ArrayLayout.of(self.state.arrays)
+        reference = layout.flatten(self.state.arrays)
+        stacked = stack_updates(replies, reference, layout, key="arrays")
+        rows = list(range(len(stacked.node_ids)))
+        gradients: list[tuple[Tensor, float]] = []
+        if self.lite:
+            by_node = {reply.metadata.src_node_id: reply for reply in replies}
+            found = self._gradients(by_node[n] for n in stacked.node_ids)
+            rows = [i for i, g in enumerate(found) if g is not None]
+            gradients = [g for g in found if g is not None]
+        excluded = stacked.excluded + len(stacked.node_ids) - len(rows)
+        excluded += self.state.excluded_gradients
+        if not rows:
+            return None, MetricRecord({"excluded": excluded})
+        weights = torch.tensor([stacked.num_examples[i] for i in rows])
+        step = (weights / weights.sum()) @ stacked.updates[rows]
+        arrays = layout.unflatten(reference + self.server_lr * step)
+        gradient = _weighted_mean(gradients) if self.lite else self.state.control_variate
+        optimizer_state = self.state.optimizer_state
+        if gradient is not None:
+            start = optimizer_state or self.optimizer.init_state(gradient)
+            optimizer_state = self.optimizer.update_state(gradient, start)
+        self.state = replace(self.state, arrays=arrays, optimizer_state=optimizer_state)
+        kept = {stacked.node_ids[i] for i in rows}
+        contents = [r.content for r in replies if r.metadata.src_node_id in kept]
+        metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
+        metrics["excluded"] = excluded
+        return arrays, metrics
+
+    def _gradients(self, replies: Iterable[Message]) -> list[tuple[Tensor, float] | None]:
+        """Each reply's ``(grad f_i(x), examples)``, or None where missing or malformed.
+
+        All must have the parameter count of the server state, or, before the state exists,
+        that of the first valid one."""
+        state = self.state.optimizer_state
+        size = None if state is None else next(v for v in state.values() if v.dim() == 1).numel()
+        found = []
+        for reply in replies:
+            gradient = _valid_gradient(reply, size)
+            size = size if gradient is None else gradient[0].numel()
+            found.append(gradient)
+        return found
+
+
+def to_record(tensors: dict[str, Tensor] | None) -> ArrayRecord:
+    """Flat tensors as an ArrayRecord (empty for None)."""
+    arrays = {k: Array(np.asarray(v.detach().cpu().numpy())) for k, v in (tensors or {}).items()}
+    return ArrayRecord(arrays)
+
+
+def from_record(record: ArrayRecord) -> dict[str, Tensor]:
+    return {key: torch.from_numpy(np.array(record[key].numpy())) for key in record}
+
+
+def _valid_gradient(reply: Message, size: int | None) -> tuple[Tensor, float] | None:
+    """A reply's ``grad f_i(x)`` and example count, or None if missing or malformed."""
+    if reply.has_error() or GRADIENT_KEY not in reply.content.array_records:
+        return None
+    record = reply.content[GRADIENT_KEY]
+    metrics = reply.content.metric_records
+    examples = next(iter(metrics.values())).get("num-examples") if len(metrics) == 1 else None
+    if GRADIENT_KEY not in record or not isinstance(examples, int | float) or examples <= 0:
+        return None
+    gradient = torch.from_numpy(np.asarray(record[GRADIENT_KEY].numpy(), dtype=np.float32))
+    if gradient.dim() != 1 or (size is not None and gradient.numel() != size):
+        return None
+    return (gradient, float(examples)) if torch.isfinite(gradient).all() else None
+
+
+def _weighted_mean(gradients: list[tuple[Tensor, float]]) -> Tensor | None:
+    if not gradients:
+        return None
+    weights = torch.tensor([w for _, w in gradients])
+    return (weights / weights.sum()) @ torch.stack([g for g, _ in gradients])
+
+
+def _factory(lite: bool):
+    def build(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) -> MimeStrategy:
+        return MimeStrategy(
+            experiment.base_optimizer,
+            lite=lite,
+            server_lr=experiment.server_lr,
+            gradient_batches=experiment.gradient_batches,
+            **sampling,
+        )
+
+    return build
+
+
+STRATEGIES.register("mime", _factory(lite=False))
+STRATEGIES.register("mimelite", _factory(lite=True))

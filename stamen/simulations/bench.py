@@ -55,13 +55,17 @@ class Cell:
 
 @dataclass(frozen=True)
 class Grid:
-    """A grid file. ``reference`` (optional, relative to the file): published results to
-    print beside ours, a CSV with the grid's varied keys, ``seed``, ``round`` and ``accuracy``."""
+    """A grid file. Optional top-level keys: ``reference`` (relative to the file) names
+    published results to print beside ours, a CSV with the grid's varied keys, ``seed``,
+    ``round`` and ``accuracy``; ``target`` (an accuracy) adds the rounds to reach it;
+    ``traffic = true`` adds the bytes per client and round."""
 
     name: str
     base: dict[str, Any]
     axes: dict[str, list[Any]]
     reference: Path | None = None
+    target: float | None = None
+    traffic: bool = False
 
     @classmethod
     def load(cls, path: Path) -> Grid:
@@ -77,7 +81,12 @@ class Grid:
             reference = Path(path).parent / reference
             if not reference.is_file():
                 raise ConfigError(f"grid {path}: reference file {reference} does not exist")
-        return cls(table.get("name", Path(path).stem), table.get("base", {}), axes, reference)
+        target = table.get("target")
+        if target is not None and (isinstance(target, bool) or not 0 < target <= 1):
+            raise ConfigError(f"grid {path}: target must be an accuracy in (0, 1], got {target!r}")
+        name = table.get("name", Path(path).stem)
+        traffic = bool(table.get("traffic", False))
+        return cls(name, table.get("base", {}), axes, reference, target, traffic)
 
     def cells(self) -> list[Cell]:
         """The product of the axes; every cell's experiment is validated before any runs."""

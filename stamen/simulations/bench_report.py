@@ -54,6 +54,26 @@ def final_accuracy_table(results: pd.DataFrame, axes: list[str], last: int = 1) 
     return table.reset_index()
 
 
+def _keys(table: pd.DataFrame) -> list[str]:
+    return [c for c in table.columns if c not in _STATS]
+
+
+_STATS = (
+    "mean",
+    "std",
+    "count",
+    "ref_mean",
+    "ref_std",
+    "ref_count",
+    "rt_mean",
+    "rt_std",
+    "rt_reached",
+    "rt_runs",
+    "bytes-down",
+    "bytes-up",
+)
+
+
 def with_reference(
     table: pd.DataFrame, results: pd.DataFrame, reference: pd.DataFrame, last: int = 1
 ) -> pd.DataFrame:
@@ -64,7 +84,7 @@ def with_reference(
     """
     evaluated = results[(results.scope == "server") & (results.metric == "accuracy")]["round"]
     rounds = sorted(set(evaluated))[-last:]
-    keys = [c for c in table.columns if c not in ("mean", "std", "count")]
+    keys = _keys(table)
     missing = sorted(set(keys) - set(reference.columns))
     if missing:
         raise StamenError(f"reference has no column {missing[0]!r}: it needs {keys}")
@@ -75,18 +95,50 @@ def with_reference(
     return table.merge(summary, on=keys, how="left")
 
 
-def write_table(table: pd.DataFrame, path: Path, title: str, reference: str = "paper") -> None:
+def with_rounds_to_target(
+    table: pd.DataFrame, results: pd.DataFrame, target: float
+) -> pd.DataFrame:
+    """``table`` with the first round at which each run's test accuracy reaches ``target``:
+    mean and std over the runs that reach it (``rt_*``), and how many do."""
+    keys = _keys(table)
+    accuracy = results[(results.scope == "server") & (results.metric == "accuracy")]
+    runs = accuracy.groupby([*keys, SEED], dropna=False)
+    first = runs.apply(lambda r: r["round"][r.value >= target].min(), include_groups=False)
+    first = first.rename("first").reset_index()
+    summary = first.groupby(keys, dropna=False)["first"].agg(["mean", "std", "count", "size"])
+    summary.columns = ["rt_mean", "rt_std", "rt_reached", "rt_runs"]
+    return table.merge(summary.reset_index(), on=keys, how="left")
+
+
+def with_traffic(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the mean bytes per client and round, each way (``bytes-down/up``)."""
+    keys = _keys(table)
+    traffic = results[results.metric.isin(["bytes-down", "bytes-up"])]
+    means = traffic.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
+    return table.merge(means.reset_index(), on=keys, how="left")
+
+
+def write_table(
+    table: pd.DataFrame,
+    path: Path,
+    title: str,
+    reference: str = "paper",
+    target: float | None = None,
+) -> None:
     """``table.md``: accuracy in percent as mean +- std over seeds (no std for one seed).
 
     With ``ref_*`` columns (``with_reference``) it adds the ``reference``'s accuracy and the
     difference ours - reference.
     """
-    stats = ("mean", "std", "count", "ref_mean", "ref_std", "ref_count")
-    axes = [c for c in table.columns if c not in stats]
+    axes = _keys(table)
     compared = "ref_mean" in table.columns
     header = [*axes, "accuracy (%)", "seeds"]
     if compared:
         header += [f"{reference} (%)", f"{reference} seeds", "difference"]
+    if "rt_mean" in table.columns:
+        header.append(f"rounds to {100 * target:g}%")
+    if "bytes-down" in table.columns:
+        header += ["MB down per client-round", "MB up per client-round"]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in table.itertuples(index=False):
         values = dict(zip(table.columns, row))
@@ -99,15 +151,25 @@ def write_table(table: pd.DataFrame, path: Path, title: str, reference: str = "p
                 str(int(values["ref_count"])) if known else "",
                 f"{100 * (values['mean'] - values['ref_mean']):+.2f}" if known else "",
             ]
+        if "rt_mean" in table.columns:
+            reached = f"({int(values['rt_reached'])}/{int(values['rt_runs'])})"
+            rounds = _number(values["rt_mean"], values["rt_std"], values["rt_reached"], "{:.0f}")
+            cells.append(f"{rounds} {reached}")
+        if "bytes-down" in table.columns:
+            cells += [f"{values['bytes-down'] / 1e6:.3f}", f"{values['bytes-up'] / 1e6:.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
 
 
 def _percent(mean: float, std: float, count: float) -> str:
+    return _number(100 * mean, 100 * std, count, "{:.2f}")
+
+
+def _number(mean: float, std: float, count: float, form: str) -> str:
+    """``mean ± std`` (no std for one value); a dash when there is none."""
     if pd.isna(mean):
         return "–"
-    text = f"{100 * mean:.2f}"
-    return text + f" ± {100 * std:.2f}" if count > 1 else text
+    return form.format(mean) + (f" ± {form.format(std)}" if count > 1 else "")
 
 
 def plot_grid(results: pd.DataFrame, axes: list[str], path: Path) -> None:

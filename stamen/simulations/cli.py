@@ -30,6 +30,8 @@ from stamen.simulations.bench_report import (
     final_accuracy_table,
     plot_grid,
     with_reference,
+    with_rounds_to_target,
+    with_traffic,
     write_table,
 )
 from stamen.simulations.config import Experiment, parse_assignment
@@ -120,7 +122,11 @@ def bench(
         table = final_accuracy_table(results, axes, last)
         if grid.reference is not None:
             table = with_reference(table, results, pd.read_csv(grid.reference), last)
-        write_table(table, out_dir / "table.md", grid.name)
+        if grid.target is not None:
+            table = with_rounds_to_target(table, results, grid.target)
+        if grid.traffic:
+            table = with_traffic(table, results)
+        write_table(table, out_dir / "table.md", grid.name, target=grid.target)
         plot_grid(results, axes, out_dir / "accuracy.png")
     for failure in failures:
         console.print(f"[red]{failure}[/]", soft_wrap=True)

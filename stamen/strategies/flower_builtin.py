@@ -24,7 +24,11 @@ def fedavg(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) 
 
 @STRATEGIES.register("fedavgm")
 def fedavgm(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) -> Strategy:
-    return FedAvgM(**sampling, server_momentum=experiment.server_momentum)
+    return FedAvgM(
+        **sampling,
+        server_learning_rate=experiment.server_lr,
+        server_momentum=experiment.server_momentum,
+    )
 
 
 @STRATEGIES.register("fedprox")

@@ -13,6 +13,8 @@ from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
     with_reference,
+    with_rounds_to_target,
+    with_traffic,
     write_table,
 )
 
@@ -145,6 +147,32 @@ def test_reference_is_averaged_over_the_same_rounds_and_printed_beside_ours(tmp_
     assert table["ref_count"].iloc[0] == 2
     write_table(table, tmp_path / "table.md", "t")
     assert "| a | 70.00 | 1 | 55.00 ± 21.21 | 2 | +15.00 |" in (tmp_path / "table.md").read_text()
+
+
+def test_rounds_to_target_and_traffic_columns(tmp_path):
+    rows = [
+        # seed 0 reaches 0.5 at round 2, seed 1 at round 4, seed 2 never
+        (seed, r, v)
+        for seed, curve in [(0, [0.1, 0.3, 0.6, 0.7, 0.7]), (1, [0.1, 0.2, 0.3, 0.4, 0.5])]
+        + [(2, [0.1, 0.1, 0.2, 0.2, 0.2])]
+        for r, v in enumerate(curve)
+    ]
+    server = {"scope": "server", "metric": "accuracy", "rule": "a"}
+    results = pd.DataFrame(
+        [{**server, "round": r, "value": v, "seed": i} for i, r, v in rows]
+        + [
+            {"round": r, "scope": "clients", "metric": m, "value": b, "rule": "a", "seed": 0}
+            for r in (1, 2)
+            for m, b in [("bytes-down", 2e6 * r), ("bytes-up", 1e6)]
+        ]
+    )
+    table = final_accuracy_table(results, ["rule", "seed"])
+    table = with_traffic(with_rounds_to_target(table, results, 0.5), results)
+    assert table["rt_mean"].iloc[0] == 3 and table["rt_reached"].iloc[0] == 2
+    assert table["bytes-down"].iloc[0] == 3e6 and table["bytes-up"].iloc[0] == 1e6
+    write_table(table, tmp_path / "table.md", "t", target=0.5)
+    text = (tmp_path / "table.md").read_text()
+    assert "rounds to 50%" in text and "| 3 ± 1 (2/3) | 3.000 | 1.000 |" in text
 
 
 def test_a_grid_runs_on_the_ray_engine(tmp_path):

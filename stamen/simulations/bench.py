@@ -30,6 +30,7 @@ from stamen.errors import ConfigError, StamenError
 from stamen.simulations.config import Experiment
 
 ENGINES = ("inline", "ray")
+_DEFAULTS = Experiment()
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,17 @@ class Cell:
 
     @property
     def key(self) -> str:
-        """A stable folder name: readable axis values and a short hash of the whole config.
+        """A stable folder name: readable axis values and a short hash of the config.
 
-        The hash covers the resolved run config, so a cell whose base settings changed is
-        a new cell and is run again, never mistaken for a finished one."""
-        config = {**self.experiment.to_run_config(), "out-dir": None}
+        The hash covers every setting that differs from its default, so a cell whose base
+        settings changed is a new cell and is run again, never mistaken for a finished one,
+        while a new key added with a default keeps finished cells finished."""
+        defaults = _DEFAULTS.to_run_config()
+        config = {
+            key: value
+            for key, value in self.experiment.to_run_config().items()
+            if key != "out-dir" and value != defaults[key]
+        }
         digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
         values = (a.values() if isinstance(a, dict) else [a] for a in self.axes.values())
         words = "-".join(str(v) for group in values for v in group)

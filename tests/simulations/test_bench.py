@@ -75,6 +75,8 @@ def test_a_cell_whose_base_settings_changed_is_a_new_cell():
     after = Grid("g", {**BASE, "num-server-rounds": 3}, axes).cells()[0]
     assert before.key != after.key
     assert before.key == Grid("g", dict(BASE), axes).cells()[0].key
+    # stating a default explicitly is the same cell
+    assert before.key == Grid("g", {**BASE, "server-lr": 1.0}, axes).cells()[0].key
 
 
 def test_a_bad_cell_is_refused_before_anything_runs(tmp_path):

@@ -148,13 +148,15 @@ class _MimeTask:
             yield
 
     def full_batch_gradient(self) -> torch.Tensor:
+        settings = TrainSettings.from_config(self.config, self.experiment)
         return full_batch_gradient(
             self.model,
             self.data,
             self.indices,
-            self.experiment.eval_batch_size,
             self.device,
+            chunk_size=self.experiment.eval_batch_size,
             max_batches=int(self.config.get("gradient-batches", 0)),
+            batch_size=settings.batch_size,
             rng=client_rng(self.experiment.seed, self.server_round, self.partition_id, 1),
         )
 

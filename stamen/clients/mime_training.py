@@ -35,15 +35,18 @@ def full_batch_gradient(
     model: torch.nn.Module,
     data: FederatedDataset,
     indices: np.ndarray,
-    batch_size: int,
     device: torch.device,
+    chunk_size: int = 1000,
     max_batches: int = 0,
+    batch_size: int = 32,
     rng: np.random.Generator | None = None,
 ) -> Tensor:
     """``grad f_i(x)``: the gradient of the mean loss over ``data.train[indices]``.
 
-    With ``max_batches > 0``, over that many batches of a permutation drawn from ``rng``
-    instead (a cheaper estimate). The model is in training mode, as in the local steps.
+    With ``max_batches > 0``, over ``max_batches`` training batches of ``batch_size``
+    examples drawn without replacement by ``rng`` instead (a cheaper estimate). The
+    examples are processed ``chunk_size`` at a time; the model is in training mode, as in
+    the local steps.
     """
     model.train()
     model.zero_grad(set_to_none=True)
@@ -52,8 +55,8 @@ def full_batch_gradient(
         if rng is None:
             raise ValueError("full_batch_gradient: max_batches > 0 needs an rng")
         order = rng.permutation(indices)[: max_batches * batch_size]
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+    for start in range(0, len(order), chunk_size):
+        batch = order[start : start + chunk_size]
         x, y = (t.to(device, non_blocking=True) for t in data.to_tensors(data.train, batch))
         (F.cross_entropy(model(x), y, reduction="sum") / len(order)).backward()
     return flat_gradient(model).detach()

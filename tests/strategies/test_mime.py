@@ -10,7 +10,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
 from stamen.clients.client_app import app as client_app
 from stamen.clients.local_data import dataset_of, train_partitions
-from stamen.clients.mime_training import mime_steps, mime_train
+from stamen.clients.mime_training import full_batch_gradient, mime_steps, mime_train
 from stamen.clients.training import TrainSettings
 from stamen.errors import ConfigError
 from stamen.models import create_model
@@ -85,6 +85,28 @@ def test_local_training_does_not_touch_the_received_state(tiny_experiment):
     )
     assert torch.equal(state["momentum"], sent["momentum"])
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+def test_full_batch_gradient_over_all_data_or_some_batches(tiny_experiment):
+    data = dataset_of(tiny_experiment)
+    model = create_model("mlp", data.input_shape, data.num_classes, seed=0)
+    indices = train_partitions(tiny_experiment, 4)[0]
+    cpu = torch.device("cpu")
+
+    def reference(rows):
+        model.zero_grad()
+        inputs, labels = data.to_tensors(data.train, rows)
+        F.cross_entropy(model(inputs), labels).backward()
+        return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+    full = full_batch_gradient(model, data, indices, cpu, chunk_size=7)  # chunks don't matter
+    assert torch.allclose(full, reference(indices), atol=1e-6)
+    some = full_batch_gradient(
+        model, data, indices, cpu, max_batches=2, batch_size=5, rng=np.random.default_rng(3)
+    )
+    drawn = np.random.default_rng(3).permutation(indices)[:10]
+    assert torch.allclose(some, reference(drawn), atol=1e-6)
+    assert not torch.allclose(some, full, atol=1e-3)
 
 
 GLOBAL = ArrayRecord({"w": Array(np.zeros(2, np.float32))})

@@ -16,7 +16,8 @@ in one ``MimeState``. A round ``t``:
    at ``x``: ``c`` for Mime, the ``grad f_i(x)`` that MimeLite's clients send back with
    ``y_i`` (under ``"gradient"``). The client updates never enter ``s``.
 
-A reply with a wrong shape, NaN/Inf or missing records is excluded and counted.
+A reply with a wrong shape, NaN/Inf or missing records is excluded and counted
+(``excluded``; ``excluded-gradients`` for Mime's gradient phase).
 """
 
 from __future__ import annotations
@@ -134,10 +135,12 @@ class MimeStrategy(FedAvg):
             found = self._gradients(by_node[n] for n in stacked.node_ids)
             rows = [i for i, g in enumerate(found) if g is not None]
             gradients = [g for g in found if g is not None]
-        excluded = stacked.excluded + len(stacked.node_ids) - len(rows)
-        excluded += self.state.excluded_gradients
+        excluded = {
+            "excluded": stacked.excluded + len(stacked.node_ids) - len(rows),
+            "excluded-gradients": self.state.excluded_gradients,
+        }
         if not rows:
-            return None, MetricRecord({"excluded": excluded})
+            return None, MetricRecord(excluded)
         weights = torch.tensor([stacked.num_examples[i] for i in rows])
         step = (weights / weights.sum()) @ stacked.updates[rows]
         arrays = layout.unflatten(reference + self.server_lr * step)
@@ -150,7 +153,7 @@ class MimeStrategy(FedAvg):
         kept = {stacked.node_ids[i] for i in rows}
         contents = [r.content for r in replies if r.metadata.src_node_id in kept]
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
-        metrics["excluded"] = excluded
+        metrics.update(excluded)
         return arrays, metrics
 
     def _gradients(self, replies: Iterable[Message]) -> list[tuple[Tensor, float] | None]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
 from stamen.clients.client_app import app as client_app
 from stamen.clients.local_data import dataset_of, train_partitions
@@ -162,6 +162,32 @@ def test_malformed_replies_are_excluded_and_counted():
 def test_no_valid_reply_keeps_the_model():
     arrays, metrics = lite_strategy().aggregate_train(1, [reply(1, [1, 1])])
     assert arrays is None and metrics["excluded"] == 1
+
+
+class GradientGrid:
+    """Answers Mime's gradient phase: node 1 with a valid gradient, node 2 with NaN."""
+
+    def get_node_ids(self):
+        return [1, 2]
+
+    def send_and_receive(self, messages, timeout=None):
+        assert {m.metadata.message_type for m in messages} == {"query.gradient"}
+        gradients = {1: [3.0, 1.0], 2: [float("nan"), 0.0]}
+        nodes = [m.metadata.dst_node_id for m in messages]
+        return [reply(node, [0, 0], gradients[node]) for node in nodes]
+
+
+def test_gradient_phase_gives_the_control_variate_and_excludes_bad_gradients():
+    InlineGrid(client_app, {}, 1)  # sets Flower's task identity for Message construction
+    strategy = MimeStrategy("sgdm", lite=False, min_available_nodes=2)
+    messages = list(strategy.configure_train(1, GLOBAL, ConfigRecord(), GradientGrid()))
+    assert {m.metadata.dst_node_id for m in messages} == {1, 2}
+    assert torch.equal(strategy.state.control_variate, torch.tensor([3.0, 1.0]))
+    assert messages[0].content["control-variate"]["control-variate"].numpy().tolist() == [3, 1]
+    assert strategy.state.excluded_gradients == 1
+    _, metrics = strategy.aggregate_train(1, [reply(1, [1, 1]), reply(2, [3, 3])])
+    assert metrics["excluded-gradients"] == 1 and metrics["excluded"] == 0
+    assert torch.equal(strategy.state.optimizer_state["momentum"], torch.tensor([3.0, 1.0]))
 
 
 def one_client(tiny_experiment, tmp_path, **changes):

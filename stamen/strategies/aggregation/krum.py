@@ -4,6 +4,10 @@ Each input's score is the sum of its squared Euclidean distances to its ``n - f 
 other inputs (at least 1, as flwr's ``select_multikrum`` / ``aggregate_krum``); Krum returns
 the input with the lowest score, Multi-Krum the mean of the ``m`` lowest-scoring inputs.
 Ties go to the lower index (a stable sort). Distances use one Gram-matrix product.
+
+``krum(f, power=4)`` sums FOURTH powers of the distances instead: that is what the bucketing
+paper's code computes (its ``pairwise_euclidean_distances`` returns squared distances and
+``_compute_scores`` squares them again), so its Krum results are reproduced with it.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from stamen.strategies.aggregation.primitives import (
 )
 
 
-def krum_scores(distances: Tensor, f: int) -> Tensor:
-    """Krum scores, shape (n,), from squared distances (n, n): sum over n-f-2 nearest others."""
+def krum_scores(distances: Tensor, f: int, power: float = 2) -> Tensor:
+    """Krum scores, shape (n,), from squared distances (n, n): the sum over the n-f-2 nearest
+    others of the distance to the ``power``."""
     n = distances.shape[0]
     num_closest = max(1, n - f - 2)
     if n == 1:
@@ -38,12 +43,12 @@ def krum_scores(distances: Tensor, f: int) -> Tensor:
         torch.full((n,), float("inf"), dtype=distances.dtype, device=distances.device)
     )
     nearest = torch.topk(others, min(num_closest, n - 1), dim=1, largest=False).values
-    return nearest.sum(dim=1)
+    return (nearest if power == 2 else nearest ** (power / 2)).sum(dim=1)
 
 
-def krum_select(updates: Tensor, f: int, m: int) -> Tensor:
+def krum_select(updates: Tensor, f: int, m: int, power: float = 2) -> Tensor:
     """Indices of the ``m`` best-scored rows of ``updates`` (n, d), best first."""
-    scores = krum_scores(pairwise_squared_distances(gram_matrix(updates)), f)
+    scores = krum_scores(pairwise_squared_distances(gram_matrix(updates)), f, power)
     return torch.sort(scores, stable=True).indices[:m]
 
 
@@ -60,9 +65,12 @@ class Krum:
     """The single input with the lowest Krum score; needs n > 2f + 2."""
 
     f: int
+    power: float = 2
 
     def __post_init__(self) -> None:
         require_count("krum: f", self.f)
+        number = isinstance(self.power, int | float) and not isinstance(self.power, bool)
+        require(number and self.power > 0, f"krum: power must be a number > 0, got {self.power!r}")
 
     def check(self, num_inputs: int) -> None:
         _check_krum("krum", self.f, num_inputs)
@@ -70,7 +78,7 @@ class Krum:
     def aggregate(self, updates: Tensor, state: Any = None) -> tuple[Tensor, None]:
         check_updates(updates)
         self.check(updates.shape[0])
-        best = krum_select(updates, self.f, 1)
+        best = krum_select(updates, self.f, 1, self.power)
         return updates[best[0]].clone(), None
 
 

@@ -74,3 +74,21 @@ def test_bulyan_by_hand() -> None:
 def test_infeasible_sizes_refused(rule, n, message) -> None:
     with pytest.raises(ConfigError, match=message):
         rule.aggregate(torch.zeros(n, 3))
+
+
+def test_power_four_sums_fourth_powers_like_the_bucketing_papers_code():
+    """The authors' code sums ``(||x_i - x_j||^2)^2`` over the n - f - 2 nearest."""
+    points = torch.randn(9, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    squared = pairwise_squared_distances(gram_matrix(points))
+    f = 2
+    expected = [
+        sum(sorted(squared[i, j].item() ** 2 for j in range(9) if j != i)[: 9 - f - 2])
+        for i in range(9)
+    ]
+    torch.testing.assert_close(
+        krum_scores(squared, f, power=4), torch.tensor(expected, dtype=torch.float64)
+    )
+    chosen = Krum(f=f, power=4).aggregate(points)[0]
+    torch.testing.assert_close(chosen, points[int(torch.tensor(expected).argmin())])
+    with pytest.raises(ConfigError, match="power must be a number > 0"):
+        Krum(f=1, power=0)

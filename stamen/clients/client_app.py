@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from torch.nn.utils import parameters_to_vector
 
 from stamen.clients.byzantine import client_attack
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
@@ -79,8 +80,9 @@ def mime_train_handler(msg: Message, context: Context) -> Message:
     before the local steps."""
     task = _MimeTask.of(msg, context)
     optimizer = create_base_optimizer(str(task.config["base-optimizer"]))
-    flat = torch.cat([p.detach().reshape(-1) for p in task.model.parameters()])
     state = {k: v.to(task.device) for k, v in from_record(msg.content[STATE_KEY]).items()}
+    if not state:  # the server has no state yet: start from the initial one
+        state = optimizer.init_state(parameters_to_vector(task.model.parameters()).detach())
     control = None
     if CONTROL_KEY in msg.content:
         control = from_record(msg.content[CONTROL_KEY])[CONTROL_KEY].to(task.device)
@@ -94,7 +96,7 @@ def mime_train_handler(msg: Message, context: Context) -> Message:
             task.indices,
             TrainSettings.from_config(task.config, task.experiment),
             optimizer,
-            state or optimizer.init_state(flat),
+            state,
             control,
             client_rng(task.experiment.seed, task.server_round, task.partition_id),
             task.device,

@@ -30,7 +30,7 @@ from stamen.errors import ConfigError, StamenError
 from stamen.simulations.config import Experiment
 
 ENGINES = ("inline", "ray")
-_DEFAULTS = Experiment()
+_DEFAULT_CONFIG = Experiment().to_run_config()
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,10 @@ class Cell:
         The hash covers every setting that differs from its default, so a cell whose base
         settings changed is a new cell and is run again, never mistaken for a finished one,
         while a new key added with a default keeps finished cells finished."""
-        defaults = _DEFAULTS.to_run_config()
         config = {
             key: value
             for key, value in self.experiment.to_run_config().items()
-            if key != "out-dir" and value != defaults[key]
+            if key != "out-dir" and value != _DEFAULT_CONFIG[key]
         }
         digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
         values = (a.values() if isinstance(a, dict) else [a] for a in self.axes.values())

@@ -64,6 +64,14 @@ def require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def require_honest_majority(rule: str, f: int, num_inputs: int) -> None:
+    """Refuse ``f`` Byzantine inputs out of ``num_inputs`` unless ``f < n/2``."""
+    require(
+        2 * f < num_inputs,
+        f"{rule} needs f < n/2, got f={f} with n={num_inputs} inputs",
+    )
+
+
 def require_count(name: str, value: Any, minimum: int = 0) -> None:
     """Refuse a non-integer or too small count argument."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

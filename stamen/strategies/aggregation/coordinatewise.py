@@ -19,6 +19,7 @@ from stamen.strategies.aggregation.base import (
     check_updates,
     require,
     require_count,
+    require_honest_majority,
 )
 from stamen.strategies.aggregation.primitives import sorted_columns
 
@@ -50,10 +51,7 @@ class Median:
         require_count("median: f", self.f)
 
     def check(self, num_inputs: int) -> None:
-        require(
-            2 * self.f < num_inputs,
-            f"median needs f < n/2, got f={self.f} with n={num_inputs} inputs",
-        )
+        require_honest_majority("median", self.f, num_inputs)
 
     def aggregate(self, updates: Tensor, state: Any = None) -> tuple[Tensor, None]:
         check_updates(updates)

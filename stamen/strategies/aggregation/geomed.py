@@ -17,8 +17,8 @@ from torch import Tensor
 from stamen.strategies.aggregation.base import (
     AGGREGATORS,
     check_updates,
-    require,
     require_count,
+    require_honest_majority,
     require_positive,
 )
 from stamen.strategies.aggregation.primitives import combine_rows, gram_matrix
@@ -52,10 +52,7 @@ class GeometricMedian:
         require_count("geomed: f", self.f)
 
     def check(self, num_inputs: int) -> None:
-        require(
-            2 * self.f < num_inputs,
-            f"geomed needs f < n/2, got f={self.f} with n={num_inputs} inputs",
-        )
+        require_honest_majority("geomed", self.f, num_inputs)
 
     def aggregate(self, updates: Tensor, state: Any = None) -> tuple[Tensor, None]:
         check_updates(updates)

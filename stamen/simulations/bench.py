@@ -4,7 +4,9 @@ A grid file holds the shared run-config keys under ``[base]`` and the axes under
 (a key and its list of values, e.g. ``aggregator = ["krum", "bucketing(s=2) | krum"]``,
 ``seed = [0, 1, 2]``). An axis value may be a table that sets several keys together, for
 settings that are not a full product (``defense = [{aggregator = "krum"}, {aggregator =
-"bucketing(s=2) | krum", worker-momentum = 0.9}]``); its keys become the result columns.
+"bucketing(s=2) | krum", worker-momentum = 0.9}]``); its keys become the result columns,
+unless every table of the axis names itself with ``label = "..."``: then the axis is one
+column of labels (``method = [{label = "FedAvg", strategy = "fedavg"}, ...]``).
 Each cell runs on the in-process engine (or Flower's Ray engine) in a worker process and
 writes its own run folder under ``cells/``; a cell whose ``summary.json`` exists is done and
 is not run again, so an interrupted grid resumes where it stopped.
@@ -30,6 +32,7 @@ from stamen.errors import ConfigError, StamenError
 from stamen.simulations.config import Experiment
 
 ENGINES = ("inline", "ray")
+LABEL = "label"
 _DEFAULT_CONFIG = Experiment().to_run_config()
 
 
@@ -53,10 +56,17 @@ class Cell:
             if key != "out-dir" and value != _DEFAULT_CONFIG[key]
         }
         digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-        values = (a.values() if isinstance(a, dict) else [a] for a in self.axes.values())
-        words = "-".join(str(v) for group in values for v in group)
+        words = "-".join(str(v) for v in self.columns.values())
         readable = "".join(c if c.isalnum() or c in ".=-" else "_" for c in words)[:60]
         return f"{readable}-{digest}"
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """What the results show of this cell: each axis value, a table's keys, or its label."""
+        columns = {}
+        for axis, value in self.axes.items():
+            columns.update(_axis_columns(axis, value))
+        return columns
 
 
 @dataclass(frozen=True)
@@ -97,24 +107,36 @@ class Grid:
     def cells(self) -> list[Cell]:
         """The product of the axes; every cell's experiment is validated before any runs."""
         names = list(self.axes)
+        for name, values in self.axes.items():
+            labels = [v.get(LABEL) for v in values if isinstance(v, dict)]
+            if any(labels) and (len(labels) < len(values) or not all(labels)):
+                raise ConfigError(f"axis {name!r}: label every table of the axis or none")
+            if len(set(labels)) < len([label for label in labels if label]):
+                raise ConfigError(f"axis {name!r}: labels must be distinct, got {labels}")
         cells = []
         for values in itertools.product(*(self.axes[name] for name in names)):
             chosen = dict(zip(names, values))
             config = dict(self.base)
             for name, value in chosen.items():
-                config.update(value if isinstance(value, dict) else {name: value})
+                if isinstance(value, dict):
+                    config.update({k: v for k, v in value.items() if k != LABEL})
+                else:
+                    config[name] = value
             cells.append(Cell(chosen, Experiment.from_run_config(config)))
         return cells
 
 
 def result_columns(cells: list[Cell]) -> list[str]:
-    """The run-config keys the cells vary, in axis order (a table axis gives its keys)."""
-    keys = []
-    for axis in cells[0].axes if cells else []:
-        for cell in cells:
-            value = cell.axes[axis]
-            keys.extend(value if isinstance(value, dict) else [axis])
-    return list(dict.fromkeys(keys))
+    """The columns the cells vary, in axis order (a table axis gives its keys or its name)."""
+    axes = cells[0].axes if cells else {}
+    columns = (_axis_columns(axis, cell.axes[axis]) for axis in axes for cell in cells)
+    return list(dict.fromkeys(name for group in columns for name in group))
+
+
+def _axis_columns(axis: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {axis: value[LABEL]} if LABEL in value else dict(value)
+    return {axis: value}
 
 
 def run_grid(

@@ -27,8 +27,9 @@ def collect_results(cells: list[Cell], out_dir: Path) -> pd.DataFrame:
             continue
         frame = read_metrics(folder)
         config = cell.experiment.to_run_config()
+        shown = cell.columns
         for column in columns:
-            frame[column] = config[column]
+            frame[column] = shown[column] if column in shown else config[column]
         frame[SEED] = cell.experiment.seed
         frames.append(frame)
     results = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -173,13 +174,16 @@ def _number(mean: float, std: float, count: float, form: str) -> str:
 
 
 def plot_grid(results: pd.DataFrame, axes: list[str], path: Path) -> None:
-    """Test accuracy per round, one panel per value of the first axis, mean over seeds."""
+    """Test accuracy per round, mean over seeds: one panel per value of the first axis, or
+    a single panel when only one axis (besides the seed) varies."""
     accuracy = results[(results.scope == "server") & (results.metric == "accuracy")]
-    panel_axis, line_axes = axes[0], [a for a in axes[1:] if a != SEED]
-    panels = list(dict.fromkeys(accuracy[panel_axis]))
-    fig, grid = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    varied = [a for a in axes if a != SEED] or axes[:1]
+    panel_axis, line_axes = varied[0], varied[1:]
+    panels = list(dict.fromkeys(accuracy[panel_axis])) if line_axes else [None]
+    size = (5 * len(panels), 4) if line_axes else (8, 5)
+    fig, grid = plt.subplots(1, len(panels), figsize=size, squeeze=False)
     for ax, panel in zip(grid[0], panels):
-        rows = accuracy[accuracy[panel_axis] == panel]
+        rows = accuracy if panel is None else accuracy[accuracy[panel_axis] == panel]
         keys = line_axes or [panel_axis]
         for label, line in rows.groupby(keys, dropna=False):
             mean = line.groupby("round").value.mean()
@@ -188,7 +192,8 @@ def plot_grid(results: pd.DataFrame, axes: list[str], path: Path) -> None:
                 mean.values,
                 label=" / ".join(map(str, label if isinstance(label, tuple) else (label,))),
             )
-        ax.set(title=f"{panel_axis} = {panel}", xlabel="round", ylabel="test accuracy")
+        title = panel_axis if panel is None else f"{panel_axis} = {panel}"
+        ax.set(title=title, xlabel="round", ylabel="test accuracy")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -12,6 +12,7 @@ from stamen.simulations.bench import Grid, cell_dir, result_columns, run_grid
 from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
+    plot_grid,
     with_reference,
     with_rounds_to_target,
     with_traffic,
@@ -67,6 +68,40 @@ def test_a_table_axis_sets_several_keys_together_and_they_become_columns(tmp_pat
     results = collect_results(cells, tmp_path)
     table = final_accuracy_table(results, result_columns(cells))
     assert list(zip(table.aggregator, table["worker-momentum"])) == [("mean", 0.0), ("median", 0.5)]
+
+
+def test_a_labelled_table_axis_is_one_column_of_labels(tmp_path):
+    method = [
+        {"label": "plain", "aggregator": "mean"},
+        {"label": "robust", "aggregator": "median", "worker-momentum": 0.5},
+    ]
+    grid = Grid("labelled", BASE, {"method": method, "seed": [0]})
+    cells = grid.cells()
+    assert [(c.experiment.aggregator, c.experiment.worker_momentum) for c in cells] == [
+        ("mean", 0.0),
+        ("median", 0.5),
+    ]
+    assert result_columns(cells) == ["method", "seed"]
+    assert cells[0].key.startswith("plain-0-")
+    run_grid(cells, tmp_path, workers=1)
+    results = collect_results(cells, tmp_path)
+    table = final_accuracy_table(results, result_columns(cells))
+    assert list(table.method) == ["plain", "robust"]
+    plot_grid(results, result_columns(cells), tmp_path / "accuracy.png")
+    assert (tmp_path / "accuracy.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "method, message",
+    [
+        ([{"label": "a", "aggregator": "mean"}, {"aggregator": "median"}], "label every table"),
+        ([{"label": "a", "aggregator": "mean"}, "median"], "label every table"),
+        ([{"label": "a", "aggregator": "mean"}, {"label": "a", "aggregator": "min"}], "distinct"),
+    ],
+)
+def test_labels_must_name_every_table_of_an_axis_once(method, message):
+    with pytest.raises(ConfigError, match=message):
+        Grid("bad", BASE, {"method": method}).cells()
 
 
 def test_a_cell_whose_base_settings_changed_is_a_new_cell():

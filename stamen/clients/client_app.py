@@ -43,7 +43,7 @@ def train_handler(msg: Message, context: Context) -> Message:
     experiment = experiment_of(context)
     partition_id, num_partitions = node_partition(context)
     config = msg.content.get("config", {})
-    model, device = load_global_model(experiment, msg.content["arrays"])
+    model, device = load_global_model(experiment, msg.content["arrays"], config.get("model"))
     server_round = int(config.get("server-round", 0))
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
     data = dataset_of(experiment)
@@ -168,7 +168,8 @@ def evaluate_handler(msg: Message, context: Context) -> Message:
     """Evaluate the global model on this client's share of the test split."""
     experiment = experiment_of(context)
     partition_id, num_partitions = node_partition(context)
-    model, device = load_global_model(experiment, msg.content["arrays"])
+    config = msg.content.get("config", {})
+    model, device = load_global_model(experiment, msg.content["arrays"], config.get("model"))
     data = dataset_of(experiment)
     metrics = evaluate(
         model,
@@ -204,11 +205,12 @@ def node_partition(context: Context) -> tuple[int, int]:
 
 
 def load_global_model(
-    experiment: Experiment, arrays: ArrayRecord
+    experiment: Experiment, arrays: ArrayRecord, name: str | None = None
 ) -> tuple[torch.nn.Module, torch.device]:
-    """The process's one model object of this architecture, loaded with ``arrays``."""
+    """The process's one model object of architecture ``name`` (the message's ``"model"``;
+    the run's ``model`` by default), loaded with ``arrays``."""
     device = resolve_device(experiment.device)
-    model = _model(experiment.model, experiment.dataset, experiment.seed, str(device))
+    model = _model(str(name or experiment.model), experiment.dataset, experiment.seed, str(device))
     model.load_state_dict(arrays.to_torch_state_dict())
     return model, device
 

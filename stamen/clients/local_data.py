@@ -29,17 +29,33 @@ def train_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.nd
     iid sample of ``len(train) / num_partitions`` indices from the whole train set.
     """
     data = dataset_of(experiment)
-    labels, groups = data.train.y, data.train.groups
+    pool = np.setdiff1d(np.arange(len(data.train)), server_holdout(experiment))
+    labels = data.train.y[pool]
+    groups = None if data.train.groups is None else data.train.groups[pool]
     if experiment.byzantine_data == "same" or experiment.num_byzantine == 0:
-        return tuple(_split(experiment, labels, groups, num_partitions))
+        return tuple(pool[p] for p in _split(experiment, labels, groups, num_partitions))
     byzantine = set(byzantine_clients(num_partitions, experiment.num_byzantine, experiment.seed))
     honest = iter(_split(experiment, labels, groups, num_partitions - len(byzantine)))
     rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0xB12]))
     size = len(labels) // num_partitions
     return tuple(
-        np.sort(rng.choice(len(labels), size, replace=False)) if p in byzantine else next(honest)
+        pool[
+            np.sort(rng.choice(len(labels), size, replace=False))
+            if p in byzantine
+            else next(honest)
+        ]
         for p in range(num_partitions)
     )
+
+
+@functools.lru_cache(maxsize=8)
+def server_holdout(experiment: Experiment) -> np.ndarray:
+    """The train indices the server keeps (``server-holdout``, a fraction): no client gets
+    them. FedDF takes its labeled validation and unlabeled distillation data from them."""
+    size = len(dataset_of(experiment).train)
+    count = round(experiment.server_holdout * size)
+    rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0x5E4]))
+    return np.sort(rng.choice(size, count, replace=False))
 
 
 @functools.lru_cache(maxsize=8)

@@ -5,9 +5,9 @@ shape it is given (one sample, without the batch axis) and raises ``ConfigError`
 architecture cannot take it. ``create_model`` runs the factory under a forked torch RNG, so
 initialisation depends only on ``seed`` and the caller's global RNG state is left untouched.
 
-Built-in models: ``mlp`` (FedAvg 2NN), ``cnn`` (bucketing MNIST CNN), ``resnet8`` and
-``resnet20`` (CIFAR ResNets), ``char-lstm`` (LEAF Shakespeare). Third-party models register
-through the entry-point group ``stamen.models``.
+Built-in models: ``mlp`` (FedAvg 2NN), ``logreg`` (multinomial logistic regression), ``cnn``
+(bucketing MNIST CNN), ``resnet8`` and ``resnet20`` (CIFAR ResNets), ``char-lstm`` (LEAF
+Shakespeare). Third-party models register through the entry-point group ``stamen.models``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from torch import nn
 from stamen.errors import ConfigError
 from stamen.models.char_lstm import build_char_lstm
 from stamen.models.cnn import build_cnn
+from stamen.models.logreg import build_logreg
 from stamen.models.mlp import build_mlp
 from stamen.models.resnet import build_resnet8, build_resnet20
 from stamen.registry import Registry
@@ -33,6 +34,7 @@ class ModelFactory(Protocol):
 
 MODELS: Registry[ModelFactory] = Registry("model")
 MODELS.register("mlp", build_mlp)
+MODELS.register("logreg", build_logreg)
 MODELS.register("cnn", build_cnn)
 MODELS.register("resnet8", build_resnet8)
 MODELS.register("resnet20", build_resnet20)

@@ -17,9 +17,11 @@ from stamen.datasets import DATASETS, PARTITIONERS
 from stamen.datasets.loading import parse_spec
 from stamen.errors import ConfigError
 from stamen.models import MODELS
+from stamen.models.assignment import parse_client_models
 from stamen.strategies import STRATEGIES
 from stamen.strategies.aggregation import CLIP_SCALINGS
 from stamen.strategies.base_optimizers import create_base_optimizer
+from stamen.strategies.distill_data import HOLDOUT, NOISE
 from stamen.strategies.robust import pipeline_of
 
 MIME_STRATEGIES = ("mime", "mimelite")
@@ -54,6 +56,18 @@ class Experiment:
     proximal_mu: float = 0.01
     base_optimizer: str = "sgdm(beta=0.9)"
     gradient_batches: int = 0
+    server_holdout: float = 0.0
+    client_models: str = ""
+    distill_data: str = "holdout"
+    distill_samples: int = 0
+    distill_validation: int = 1000
+    distill_steps: int = 10_000
+    distill_batch_size: int = 128
+    distill_lr: float = 1e-3
+    distill_temperature: float = 1.0
+    distill_eval_every: int = 100
+    distill_patience: int = 1000
+    distill_drop_weak: bool = False
     num_server_rounds: int = 30
     local_epochs: int = 1
     local_steps: int = 10
@@ -78,6 +92,10 @@ class Experiment:
             "batch_size",
             "eval_every",
             "eval_batch_size",
+            "distill_validation",
+            "distill_batch_size",
+            "distill_eval_every",
+            "distill_patience",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -93,6 +111,8 @@ class Experiment:
             "server_momentum",
             "proximal_mu",
             "gradient_batches",
+            "distill_samples",
+            "distill_steps",
             "client_gpus",
             "min_available_clients",
             "num_byzantine",
@@ -124,6 +144,35 @@ class Experiment:
         self._check_robustness()
         if self.strategy in MIME_STRATEGIES:
             self._check_mime()
+        self._check_feddf()
+
+    def _check_feddf(self) -> None:
+        """FedDF's server data, distillation settings and client architectures."""
+        for name in ("distill_lr", "distill_temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key_of(name)} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.server_holdout < 1:
+            raise ConfigError(f"server-holdout must be in [0, 1), got {self.server_holdout}")
+        shares = parse_client_models(self.client_models, self.model)
+        if self.client_models and self.strategy != "feddf":
+            raise ConfigError(f"client-models needs strategy=feddf, not {self.strategy}")
+        if self.model not in shares:
+            raise ConfigError(
+                f"model {self.model!r} must be one of client-models ({', '.join(shares)}): "
+                "it is the architecture reported as accuracy"
+            )
+        if self.strategy != "feddf":
+            return
+        if self.server_holdout == 0:
+            raise ConfigError("feddf needs server-holdout > 0: its validation split")
+        if self.distill_data not in (HOLDOUT, NOISE):
+            try:
+                DATASETS.get(parse_spec(self.distill_data)[0])
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"unknown distill-data {self.distill_data!r}: expected {HOLDOUT}, {NOISE} "
+                    f"or a data set ({', '.join(DATASETS.names())})"
+                ) from exc
 
     def _check_mime(self) -> None:
         """Mime's base optimizer parses; settings it does not use are refused, not ignored."""
@@ -203,6 +252,6 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def _check_types(experiment: Experiment) -> None:
     for field in dataclasses.fields(experiment):
         value = getattr(experiment, field.name)
-        expected = {"int": int, "float": (int, float), "str": str}[field.type]
-        if isinstance(value, bool) or not isinstance(value, expected):
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[field.type]
+        if (isinstance(value, bool) and field.type != "bool") or not isinstance(value, expected):
             raise ConfigError(f"{key_of(field.name)} must be {field.type}, got {value!r}")

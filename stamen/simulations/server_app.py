@@ -19,6 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 from stamen.clients.training import evaluate, resolve_device
 from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
+from stamen.models.assignment import join_models, parse_client_models, split_models
 from stamen.simulations.config import Experiment
 from stamen.simulations.ordered_grid import PartitionOrderedGrid
 from stamen.simulations.recorded_strategy import RecordedStrategy
@@ -43,13 +44,17 @@ def main(grid: Grid, context: Context) -> None:
 def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, engine: str) -> dict:
     """Run ``num-server-rounds`` rounds on ``grid``; write results; return the summary."""
     data = load_dataset(experiment.dataset, seed=experiment.seed)
-    model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
+    names = architectures(experiment)
+    models = {
+        name: create_model(name, data.input_shape, data.num_classes, experiment.seed)
+        for name in names
+    }
     grid = PartitionOrderedGrid(grid)
     _check_node_count(grid, experiment)
     strategy = SeededSampling(build_strategy(experiment, grid.partition_id), experiment.seed)
     strategy = RecordedStrategy(strategy, recorder, grid.traffic)
     config = experiment.to_run_config()
-    initial_arrays = ArrayRecord(model.state_dict())
+    initial_arrays = join_models({name: ArrayRecord(m.state_dict()) for name, m in models.items()})
     result = strategy.start(
         grid=grid,
         initial_arrays=initial_arrays,
@@ -58,17 +63,31 @@ def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, en
         evaluate_fn=server_evaluation(experiment, data, recorder),
     )
     # No arrays when no round had a valid reply: the model stays as it started.
-    model.load_state_dict((result.arrays or initial_arrays).to_torch_state_dict())
+    final = split_models(result.arrays or initial_arrays, names)[experiment.model]
+    model = models[experiment.model]
+    model.load_state_dict(final.to_torch_state_dict())
     return recorder.finish(model, engine)
+
+
+def architectures(experiment: Experiment) -> list[str]:
+    """The run's architectures (``client-models``; ``model`` alone by default), ``model``
+    first: it is the one reported as ``accuracy`` and saved as ``model.pt``."""
+    names = parse_client_models(experiment.client_models, experiment.model)
+    return [experiment.model, *(name for name in names if name != experiment.model)]
 
 
 def server_evaluation(
     experiment: Experiment, data: FederatedDataset, recorder: RunRecorder
 ) -> Callable[[int, ArrayRecord], MetricRecord | None]:
     """Centralised evaluation on the test split at round 0, every ``eval-every`` rounds
-    and at the last round; ``eval-samples > 0`` evaluates on a fixed seeded subset."""
+    and at the last round; ``eval-samples > 0`` evaluates on a fixed seeded subset. With
+    several architectures each is evaluated (``accuracy/<architecture>``); ``accuracy`` and
+    ``loss`` are those of ``model``."""
     device = resolve_device(experiment.device)
-    model = create_model(experiment.model, data.input_shape, data.num_classes, 0).to(device)
+    names = architectures(experiment)
+    models = {
+        name: create_model(name, data.input_shape, data.num_classes, 0).to(device) for name in names
+    }
     indices = np.arange(len(data.test))
     if 0 < experiment.eval_samples < len(indices):
         rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0xE7A1]))
@@ -78,9 +97,17 @@ def server_evaluation(
         due = server_round % experiment.eval_every == 0
         if not (due or server_round == experiment.num_server_rounds):
             return None
-        model.load_state_dict(arrays.to_torch_state_dict())
-        metrics = evaluate(model, data, data.test, indices, experiment.eval_batch_size, device)
-        recorder.add(server_round, "server", {k: metrics[k] for k in ("accuracy", "loss")})
+        found = {}
+        for name, record in split_models(arrays, names).items():
+            models[name].load_state_dict(record.to_torch_state_dict())
+            found[name] = evaluate(
+                models[name], data, data.test, indices, experiment.eval_batch_size, device
+            )
+        metrics = found[experiment.model]
+        rows = {k: metrics[k] for k in ("accuracy", "loss")}
+        if len(names) > 1:
+            rows.update({f"accuracy/{name}": found[name]["accuracy"] for name in names})
+        recorder.add(server_round, "server", rows)
         return MetricRecord(metrics)
 
     return evaluate_fn

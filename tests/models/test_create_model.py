@@ -11,6 +11,7 @@ from stamen.models import MODELS, create_model
 # name -> (input_shape, num_classes, input dtype)
 CASES = {
     "mlp": ((1, 8, 8), 10, torch.float32),
+    "logreg": ((1, 8, 8), 10, torch.float32),
     "cnn": ((1, 28, 28), 10, torch.float32),
     "resnet8": ((3, 32, 32), 10, torch.float32),
     "resnet20": ((3, 32, 32), 10, torch.float32),
@@ -19,6 +20,7 @@ CASES = {
 # name -> an input shape the model cannot take
 WRONG_SHAPES = {
     "mlp": (),
+    "logreg": (),
     "cnn": (784,),
     "resnet8": (1, 28, 28),
     "resnet20": (3, 64, 64),

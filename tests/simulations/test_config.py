@@ -72,6 +72,7 @@ def test_readme_table_documents_every_key_with_its_default():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for key, value in Experiment().to_run_config().items():
         shown = f'"{value}"' if isinstance(value, str) else str(value)
+        shown = shown.lower() if isinstance(value, bool) else shown  # TOML's true / false
         assert f"| `{key}` | `{shown}` |" in readme, key
 
 

@@ -74,7 +74,8 @@ class Grid:
     """A grid file. Optional top-level keys: ``reference`` (relative to the file) names
     published results to print beside ours, a CSV with the grid's varied keys, ``seed``,
     ``round`` and ``accuracy``; ``target`` (an accuracy) adds the rounds to reach it;
-    ``traffic = true`` adds the bytes per client and round."""
+    ``traffic = true`` adds the bytes per client and round; ``columns`` names more metrics
+    to show (``["accuracy/cnn", "distill-seconds"]``), mean ± std over seeds."""
 
     name: str
     base: dict[str, Any]
@@ -82,6 +83,7 @@ class Grid:
     reference: Path | None = None
     target: float | None = None
     traffic: bool = False
+    columns: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> Grid:
@@ -102,7 +104,11 @@ class Grid:
             raise ConfigError(f"grid {path}: target must be an accuracy in (0, 1], got {target!r}")
         name = table.get("name", Path(path).stem)
         traffic = bool(table.get("traffic", False))
-        return cls(name, table.get("base", {}), axes, reference, target, traffic)
+        columns = table.get("columns", [])
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise ConfigError(f"grid {path}: columns must be a list of metric names")
+        base = table.get("base", {})
+        return cls(name, base, axes, reference, target, traffic, tuple(columns))
 
     def cells(self) -> list[Cell]:
         """The product of the axes; every cell's experiment is validated before any runs."""

@@ -56,9 +56,11 @@ def final_accuracy_table(results: pd.DataFrame, axes: list[str], last: int = 1) 
 
 
 def _keys(table: pd.DataFrame) -> list[str]:
-    return [c for c in table.columns if c not in _STATS]
+    return [c for c in table.columns if c not in _STATS and not c.startswith(_METRIC_PREFIXES)]
 
 
+METRIC, METRIC_STD = "metric:", "metric-std:"  # columns of `with_metrics`
+_METRIC_PREFIXES = (METRIC, METRIC_STD)
 _STATS = (
     "mean",
     "std",
@@ -119,6 +121,32 @@ def with_traffic(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return table.merge(means.reset_index(), on=keys, how="left")
 
 
+def with_metrics(
+    table: pd.DataFrame, results: pd.DataFrame, names: list[str], last: int = 1
+) -> pd.DataFrame:
+    """``table`` with more metrics, mean and std over seeds (``metric:<name>``,
+    ``metric-std:<name>``).
+
+    Per run, a server metric (an evaluation such as ``accuracy/cnn``) is averaged over its
+    last ``last`` values, like the accuracy column; a client metric (``distill-seconds``)
+    over all rounds."""
+    keys = _keys(table)
+    for name in names:
+        rows = results[results.metric == name].sort_values("round")
+        if rows.empty:
+            raise StamenError(f"no metric {name!r} in the results: check the grid's columns")
+        kept = last if (rows.scope == "server").all() else len(rows)
+        per_run = (
+            rows.groupby([*keys, SEED], dropna=False)
+            .value.apply(lambda v, kept=kept: v.tail(kept).mean())
+            .reset_index()
+        )
+        summary = per_run.groupby(keys, dropna=False).value.agg(["mean", "std"]).reset_index()
+        summary.columns = [*keys, METRIC + name, METRIC_STD + name]
+        table = table.merge(summary, on=keys, how="left")
+    return table
+
+
 def write_table(
     table: pd.DataFrame,
     path: Path,
@@ -140,6 +168,8 @@ def write_table(
         header.append(f"rounds to {100 * target:g}%")
     if "bytes-down" in table.columns:
         header += ["MB down per client-round", "MB up per client-round"]
+    metrics = [c.removeprefix(METRIC) for c in table.columns if c.startswith(METRIC)]
+    header += [f"{name} (%)" if _is_accuracy(name) else name for name in metrics]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in table.itertuples(index=False):
         values = dict(zip(table.columns, row))
@@ -158,8 +188,19 @@ def write_table(
             cells.append(f"{rounds} {reached}")
         if "bytes-down" in table.columns:
             cells += [f"{values['bytes-down'] / 1e6:.3f}", f"{values['bytes-up'] / 1e6:.3f}"]
+        for name in metrics:
+            mean, std = values[METRIC + name], values[METRIC_STD + name]
+            count = values["count"] if pd.notna(std) else 1
+            if _is_accuracy(name):
+                cells.append(_percent(mean, std, count))
+            else:
+                cells.append(_number(mean, std, count, "{:.3g}"))
         lines.append("| " + " | ".join(cells) + " |")
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _is_accuracy(name: str) -> bool:
+    return name.split("/")[0] == "accuracy"
 
 
 def _percent(mean: float, std: float, count: float) -> str:

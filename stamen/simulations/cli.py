@@ -29,6 +29,7 @@ from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
     plot_grid,
+    with_metrics,
     with_reference,
     with_rounds_to_target,
     with_traffic,
@@ -126,6 +127,8 @@ def bench(
             table = with_rounds_to_target(table, results, grid.target)
         if grid.traffic:
             table = with_traffic(table, results)
+        if grid.columns:
+            table = with_metrics(table, results, list(grid.columns), last)
         write_table(table, out_dir / "table.md", grid.name, target=grid.target)
         plot_grid(results, axes, out_dir / "accuracy.png")
     for failure in failures:

@@ -7,12 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stamen.errors import ConfigError
+from stamen.errors import ConfigError, StamenError
 from stamen.simulations.bench import Grid, cell_dir, result_columns, run_grid
 from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
     plot_grid,
+    with_metrics,
     with_reference,
     with_rounds_to_target,
     with_traffic,
@@ -210,6 +211,35 @@ def test_rounds_to_target_and_traffic_columns(tmp_path):
     write_table(table, tmp_path / "table.md", "t", target=0.5)
     text = (tmp_path / "table.md").read_text()
     assert "rounds to 50%" in text and "| 3 ± 1 (2/3) | 3.000 | 1.000 |" in text
+
+
+def test_more_metric_columns_server_ones_over_the_last_evaluations(tmp_path):
+    def row(seed, r, scope, metric, value):
+        return {
+            "rule": "a",
+            "seed": seed,
+            "round": r,
+            "scope": scope,
+            "metric": metric,
+            "value": value,
+        }
+
+    results = pd.DataFrame(
+        [row(s, r, "server", "accuracy", 0.5) for s in (0, 1) for r in (1, 2, 3)]
+        + [row(0, r, "server", "accuracy/cnn", v) for r, v in [(1, 0.0), (2, 0.6), (3, 0.8)]]
+        + [row(1, r, "server", "accuracy/cnn", v) for r, v in [(1, 0.0), (2, 0.8), (3, 1.0)]]
+        + [row(s, r, "clients", "distill-seconds", s + r) for s in (0, 1) for r in (1, 2, 3)]
+    )
+    table = final_accuracy_table(results, ["rule", "seed"], last=2)
+    table = with_metrics(table, results, ["accuracy/cnn", "distill-seconds"], last=2)
+    assert table["metric:accuracy/cnn"].iloc[0] == pytest.approx(0.8)  # (0.7 + 0.9) / 2
+    assert table["metric:distill-seconds"].iloc[0] == pytest.approx(2.5)  # all rounds
+    write_table(table, tmp_path / "table.md", "t")
+    text = (tmp_path / "table.md").read_text()
+    assert "| accuracy/cnn (%) | distill-seconds |" in text
+    assert "| 80.00 ± 14.14 | 2.5 ± 0.707 |" in text
+    with pytest.raises(StamenError, match="no metric 'nope'"):
+        with_metrics(table, results, ["nope"])
 
 
 def test_a_grid_runs_on_the_ray_engine(tmp_path):

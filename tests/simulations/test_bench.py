@@ -262,3 +262,13 @@ def test_the_bucketing_paper_grids_are_valid(name):
     cells = Grid.load(path).cells()  # every cell's configuration is validated
     assert {c.experiment.num_clients for c in cells} == {25}
     assert {c.experiment.num_byzantine for c in cells} == {5}
+
+
+GRIDS = sorted((Path(__file__).parents[2] / "benchmarks").glob("*/*.toml"))
+GRIDS = [path for path in GRIDS if path.parent.name != "out"]  # out/: ignored outputs
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=[f"{p.parent.name}/{p.stem}" for p in GRIDS])
+def test_every_benchmark_grid_is_valid(path):
+    cells = Grid.load(path).cells()  # every cell's configuration is validated
+    assert len({cell.key for cell in cells}) == len(cells)

@@ -134,9 +134,9 @@ class FedDFStrategy(FedAvg):
         )
         metrics["excluded"] = excluded
         if self.settings.steps > 0:
-            for index, name in enumerate(students):
+            for name in students:
                 students[name], found = self._distill(
-                    name, students[name], teachers, server_round, index
+                    name, students[name], teachers, server_round, self.names.index(name)
                 )
                 metrics.update(found)
         students = {name: students.get(name, self.state.students[name]) for name in self.names}

@@ -46,6 +46,21 @@ def ring_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def ring_matmul_signs(x: np.ndarray, signs: np.ndarray, block: int = 65536) -> np.ndarray:
+    """``x @ signs.T`` modulo 2**64 for ``uint64`` ``x`` (n, d) and ``signs`` (k, d) with
+    entries in {-1, 0, 1}: two 32-bit limbs of ``x`` suffice (sums below 2**52 for
+    ``d < 2**20`` per block), computed ``block`` columns at a time to bound memory."""
+    out = np.zeros((x.shape[0], signs.shape[0]), dtype=np.uint64)
+    for start in range(0, x.shape[1], block):
+        part = np.asarray(x[:, start : start + block], dtype=np.uint64)
+        weights = signs[:, start : start + block].astype(np.float64).T
+        for shift in (0, 32):
+            limb = ((part >> np.uint64(shift)) & np.uint64(2**32 - 1)).astype(np.float64)
+            exact = (limb @ weights).astype(np.int64).view(np.uint64)
+            out += exact << np.uint64(shift)
+    return out
+
+
 def _limbs(x: np.ndarray) -> list[np.ndarray]:
     mask = np.uint64(2**LIMB_BITS - 1)
     x = np.asarray(x, dtype=np.uint64)

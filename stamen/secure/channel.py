@@ -36,19 +36,7 @@ class Channel:
         self.bytes_received = 0
 
     def send(self, message: dict[str, Any]) -> None:
-        header, buffers = {}, []
-        for key, value in message.items():
-            if isinstance(value, np.ndarray):
-                array = np.ascontiguousarray(value)
-                header[key] = {"array": array.dtype.str, "shape": array.shape}
-                buffers.append(array.tobytes())
-            elif isinstance(value, bytes):
-                header[key] = {"bytes": len(value)}
-                buffers.append(value)
-            else:
-                header[key] = {"json": value}
-        head = json.dumps(header).encode()
-        frame = _LENGTH.pack(len(head)) + head + b"".join(buffers)
+        frame = pack(message)
         self.sock.sendall(_LENGTH.pack(len(frame)) + frame)
         self.bytes_sent += _LENGTH.size + len(frame)
 
@@ -56,32 +44,9 @@ class Channel:
         (length,) = _LENGTH.unpack(self._exactly(_LENGTH.size))
         if length > MAX_FRAME:
             raise ChannelError(f"frame of {length} bytes refused")
-        frame = memoryview(self._exactly(length))
+        frame = self._exactly(length)
         self.bytes_received += _LENGTH.size + length
-        (head_length,) = _LENGTH.unpack(frame[: _LENGTH.size])
-        offset = _LENGTH.size + head_length
-        try:
-            header = json.loads(bytes(frame[_LENGTH.size : offset]))
-            message = {}
-            for key, spec in header.items():
-                if "json" in spec:
-                    message[key] = spec["json"]
-                    continue
-                if "bytes" in spec:
-                    size = spec["bytes"]
-                    message[key] = bytes(frame[offset : offset + size])
-                else:
-                    dtype, shape = np.dtype(spec["array"]), tuple(spec["shape"])
-                    size = dtype.itemsize * int(np.prod(shape))
-                    message[key] = np.frombuffer(frame[offset : offset + size], dtype).reshape(
-                        shape
-                    )
-                offset += size
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ChannelError(f"malformed frame: {exc}") from exc
-        if offset != length:
-            raise ChannelError(f"frame of {length} bytes holds {offset}")
-        return message
+        return unpack(frame)
 
     def exchange(self, protocol: Generator[np.ndarray, np.ndarray, Any]) -> Any:
         """Run one party's protocol generator against the peer at the other end."""
@@ -105,6 +70,50 @@ class Channel:
             chunks.append(chunk)
             remaining -= len(chunk)
         return b"".join(chunks)
+
+
+def pack(message: dict[str, Any]) -> bytes:
+    """A message as bytes: header length, JSON header, then the raw buffers."""
+    header, buffers = {}, []
+    for key, value in message.items():
+        if isinstance(value, np.ndarray):
+            array = np.ascontiguousarray(value)
+            header[key] = {"array": array.dtype.str, "shape": array.shape}
+            buffers.append(array.tobytes())
+        elif isinstance(value, bytes):
+            header[key] = {"bytes": len(value)}
+            buffers.append(value)
+        else:
+            header[key] = {"json": value}
+    head = json.dumps(header).encode()
+    return _LENGTH.pack(len(head)) + head + b"".join(buffers)
+
+
+def unpack(frame: bytes) -> dict[str, Any]:
+    """The inverse of ``pack``; ChannelError for a malformed frame."""
+    view = memoryview(frame)
+    try:
+        (head_length,) = _LENGTH.unpack(view[: _LENGTH.size])
+        offset = _LENGTH.size + head_length
+        header = json.loads(bytes(view[_LENGTH.size : offset]))
+        message = {}
+        for key, spec in header.items():
+            if "json" in spec:
+                message[key] = spec["json"]
+                continue
+            if "bytes" in spec:
+                size = spec["bytes"]
+                message[key] = bytes(view[offset : offset + size])
+            else:
+                dtype, shape = np.dtype(spec["array"]), tuple(spec["shape"])
+                size = dtype.itemsize * int(np.prod(shape))
+                message[key] = np.frombuffer(view[offset : offset + size], dtype).reshape(shape)
+            offset += size
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise ChannelError(f"malformed frame: {exc}") from exc
+    if offset != len(frame):
+        raise ChannelError(f"frame of {len(frame)} bytes holds {offset}")
+    return message
 
 
 def server_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stamen.secure.beaver import TripleShare, deal_gram_triple, gram_share, squared_distances
-from stamen.secure.boolean import Exchange
+from stamen.secure.boolean import AndTriples, Exchange
 from stamen.secure.prg import new_seed
 from stamen.secure.range_check import RangeCheckShare, deal_range_check
 from stamen.secure.ring import FRACTION_BITS, decode, encode
@@ -43,6 +43,27 @@ class DealerShare:
 
     range_check: RangeCheckShare  # for the n * SKETCH_ROWS sketch values
     triple: TripleShare  # for the Gram matrix of the n rows
+
+
+def dealer_message(share: DealerShare) -> dict[str, np.ndarray | bytes]:
+    """A dealer share as a channel message (``channel.pack``)."""
+    check, triple = share.range_check, share.triple
+    return {
+        "additive": check.additive,
+        "xor": check.xor,
+        "a": check.triples.a,
+        "b": check.triples.b,
+        "c": check.triples.c,
+        "seed": triple.seed,
+        "gram": triple.gram,
+    }
+
+
+def dealer_share(message: dict) -> DealerShare:
+    """The inverse of ``dealer_message``."""
+    triples = AndTriples(message["a"], message["b"], message["c"])
+    check = RangeCheckShare(message["additive"], message["xor"], triples)
+    return DealerShare(check, TripleShare(message["seed"], message["gram"]))
 
 
 def deal_round(n: int, d: int) -> tuple[DealerShare, DealerShare]:
@@ -66,11 +87,14 @@ def server_round(
     first: bool,
     bits: int,
     rule: Callable[[np.ndarray], np.ndarray] | None = None,
+    usable: np.ndarray | None = None,
 ) -> Exchange:
     """Server S1 (``first``) or S2's side of one round on its shares ``x`` (n, d).
 
     ``bits``: the validity range ``[-2**bits, 2**bits)`` of each sketch value. S2 passes
     the ``rule`` mapping squared distances (k, k) of the k valid rows to their weights.
+    ``usable`` marks rows both servers agreed to drop beforehand (e.g. an envelope S2
+    could not open); they count as invalid.
     """
     n, d = x.shape
     if d >= 2 ** (59 - 2 * bits):
@@ -80,6 +104,7 @@ def server_round(
     sketch_seed = bytes(a ^ b for a, b in zip(seed, other.tobytes(), strict=True))
     sketch = sketch_matrix(sketch_seed, SKETCH_ROWS, d)
     valid = yield from valid_rows(x, sketch, bits, dealer.range_check, first)
+    valid = valid if usable is None else valid & usable
     rows = np.flatnonzero(valid)
     mask = dealer.triple.mask(n, d)[rows]
     kept = x[rows]

@@ -163,6 +163,48 @@ def partitions(
     console.print(f"saved {out_dir / 'label_distribution.png'}")
 
 
+AddressOption = Annotated[str, typer.Option(help="host:port to listen on (port 0: any free).")]
+CertsOption = Annotated[Path, typer.Option(help="Folder with ca.pem and the party's key.")]
+ReadyOption = Annotated[Path | None, typer.Option(help="Write host:port here once listening.")]
+
+
+@cli.command("secure-server")
+def secure_server(
+    certs: CertsOption, listen: AddressOption = "127.0.0.1:0", ready_file: ReadyOption = None
+) -> None:
+    """Run S2, the second non-colluding server of secure aggregation, until S1 stops it."""
+    _serve("s2", listen, certs, ready_file)
+
+
+@cli.command()
+def dealer(
+    certs: CertsOption, listen: AddressOption = "127.0.0.1:0", ready_file: ReadyOption = None
+) -> None:
+    """Run the dealer of correlated randomness for secure aggregation until S1 stops it."""
+    _serve("dealer", listen, certs, ready_file)
+
+
+@cli.command("secure-certs")
+def secure_certs(
+    out: Annotated[Path, typer.Argument(help="Folder for ca.pem and the parties' keys.")],
+    host: Annotated[list[str] | None, typer.Option(help="Address the services run on.")] = None,
+) -> None:
+    """Make a private CA and certificates for S1, S2 and the dealer."""
+    from stamen.secure.certificates import make_certificates
+
+    make_certificates(out, tuple(host or ("127.0.0.1", "localhost")))
+    console.print(f"certificates in {out}: give each party its own key and ca.pem")
+
+
+def _serve(party: str, listen: str, certs: Path, ready_file: Path | None) -> None:
+    from stamen.secure.services import serve
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise StamenError(f"--listen must be host:port, got {listen!r}")
+    serve(party, (host, int(port)), certs, ready_file)
+
+
 def preflight(experiment: Experiment) -> None:
     """Fail before any engine starts if the data set cannot be had or the model not fit it."""
     data = dataset_of(experiment)

@@ -1,0 +1,161 @@
+"""The dealer and the second server S2 as network services, each its own process.
+
+Both listen on TLS and serve only a peer holding a certificate of the deployment's CA (S1).
+S1 talks to each; the dealer never talks to S2: it seals S2's randomness to S2's X25519 key
+and S1 relays it unread (``envelope``).
+
+- Dealer (``stamen dealer``): ``{"op": "round", "context", "n", "d", "s2-key"}`` ->
+  ``{"s1": <S1's share>, "s2": <S2's share, sealed>}``.
+- S2 (``stamen secure-server``): ``{"op": "hello"}`` -> its public key;
+  ``{"op": "round", "context", "clients", "envelopes", "dealer", "d", "bits", "rule",
+  "num-byzantine", "rule-seed"}`` -> ``{"opened": mask}``, then S2's side of
+  ``protocol.server_round`` over the same connection.
+- ``{"op": "stop"}`` ends a service.
+
+Each service writes ``<host>:<port>`` to ``ready_file`` once it listens (port 0 picks a free
+port), so a parent process can start it and connect.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from stamen.secure.channel import Channel, ChannelError, pack, server_context, unpack
+from stamen.secure.envelope import EnvelopeError, open_envelope, public_bytes, seal
+from stamen.secure.protocol import deal_round, dealer_message, dealer_share, server_round
+from stamen.secure.rules import distance_rule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """A service started as a child process on 127.0.0.1."""
+
+    process: subprocess.Popen
+    address: str
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Wait for it to end (after S1's stop), else terminate it, by its PID."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait(timeout)
+
+
+def spawn(party: str, certs: Path, folder: Path, timeout: float = 60.0) -> Service:
+    """Start ``stamen dealer`` or ``stamen secure-server`` on a free loopback port."""
+    command = {"dealer": "dealer", "s2": "secure-server"}[party]
+    ready = Path(folder) / f"{party}.address"
+    ready.unlink(missing_ok=True)
+    log_file = (Path(folder) / f"{party}.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stamen",
+            command,
+            "--certs",
+            str(certs),
+            "--ready-file",
+            str(ready),
+        ],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + timeout
+    while not ready.exists() or not ready.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"{party} did not start; see {Path(folder) / f'{party}.log'}")
+        time.sleep(0.05)
+    return Service(process, ready.read_text())
+
+
+def envelope_context(context: str, client: int) -> bytes:
+    return f"{context};client={client}".encode()
+
+
+def dealer_context(context: str) -> bytes:
+    return f"{context};dealer".encode()
+
+
+def serve(party: str, address: tuple[str, int], certs: Path, ready_file: Path | None) -> None:
+    """Run the ``"dealer"`` or ``"s2"`` service until told to stop."""
+    handle = {"dealer": _dealer, "s2": _second_server(X25519PrivateKey.generate())}[party]
+    context = server_context(certs / f"{party}.pem", certs / f"{party}.key", certs / "ca.pem")
+    with socket.create_server(address) as listener:
+        host, port = listener.getsockname()[:2]
+        if ready_file is not None:
+            ready_file.write_text(f"{host}:{port}")
+        while True:
+            raw, peer = listener.accept()
+            try:
+                channel = Channel(context.wrap_socket(raw, server_side=True))
+            except OSError as exc:  # e.g. a peer without a certificate of the CA
+                log.warning("%s: refused a connection from %s: %s", party, peer, exc)
+                raw.close()
+                continue
+            try:
+                while True:
+                    request = channel.receive()
+                    if request.get("op") == "stop":
+                        channel.close()
+                        return
+                    handle(channel, request)
+            except (ChannelError, OSError) as exc:
+                log.warning("%s: connection from %s ended: %s", party, peer, exc)
+                channel.close()
+
+
+def _dealer(channel: Channel, request: dict) -> None:
+    s1, s2 = deal_round(int(request["n"]), int(request["d"]))
+    s2_key = X25519PublicKey.from_public_bytes(request["s2-key"])
+    sealed = seal(s2_key, pack(dealer_message(s2)), dealer_context(request["context"]))
+    channel.send({"s2": sealed, **{f"s1-{k}": v for k, v in dealer_message(s1).items()}})
+
+
+def _second_server(key: X25519PrivateKey):
+    def handle(channel: Channel, request: dict) -> None:
+        if request.get("op") == "hello":
+            channel.send({"public-key": public_bytes(key.public_key())})
+            return
+        context, d = request["context"], int(request["d"])
+        clients = [int(c) for c in request["clients"]]
+        rows, opened = [], np.zeros(len(clients), dtype=bool)
+        for i, client in enumerate(clients):
+            try:
+                payload = open_envelope(
+                    key, request[f"envelope-{i}"], envelope_context(context, client)
+                )
+                row = np.frombuffer(payload, dtype="<u8").astype(np.uint64)
+                opened[i] = row.shape == (d,)
+            except EnvelopeError:
+                row = None
+            rows.append(row if opened[i] else np.zeros(d, dtype=np.uint64))
+        try:
+            dealer = dealer_share(
+                unpack(open_envelope(key, request["dealer"], dealer_context(context)))
+            )
+        except (EnvelopeError, ChannelError) as exc:
+            channel.send({"error": f"S2 could not open the dealer's randomness: {exc}"})
+            return
+        channel.send({"opened": opened})
+        generator = np.random.default_rng(np.random.SeedSequence(request["rule-seed"]))
+        rule = distance_rule(
+            request["rule"], len(clients), int(request["num-byzantine"]), generator
+        )
+        x = np.stack(rows) if rows else np.zeros((0, d), dtype=np.uint64)
+        channel.exchange(server_round(x, dealer, False, int(request["bits"]), rule, opened))
+
+    return handle

@@ -1,0 +1,61 @@
+"""S2 and the dealer as their own processes on 127.0.0.1, driven by S1's backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+from stamen.secure.backend import ClientShares, SecureBackend, SecureBackendError
+from stamen.secure.certificates import make_certificates
+from stamen.secure.envelope import seal
+from stamen.secure.ring import decode, encode
+from stamen.secure.services import envelope_context, spawn
+from stamen.secure.sharing import share
+from stamen.strategies.aggregation.pipeline import parse_pipeline
+
+
+@pytest.fixture
+def services(tmp_path):
+    certs = make_certificates(tmp_path / "certs")
+    started = [spawn(party, certs, tmp_path) for party in ("s2", "dealer")]
+    yield certs, started
+    for service in started:
+        service.stop()
+        assert service.process.poll() is not None  # no process left behind
+
+
+def client_shares(update, client, s2_key, context):
+    shares = share(encode(update))
+    envelope = seal(
+        X25519PublicKey.from_public_bytes(s2_key),
+        shares.rest.tobytes(),
+        envelope_context(context, client),
+    )
+    return ClientShares(client, shares.seed, envelope)
+
+
+def test_a_round_across_processes_equals_plaintext_bucketing_and_krum(services):
+    certs, (s2, dealer) = services
+    backend = SecureBackend(s2.address, dealer.address, certs)
+    rng = np.random.default_rng(0)
+    updates = rng.normal(0, 0.05, (10, 500))
+    context = "run=test;round=1"
+    shares = [client_shares(u, i, backend.s2_key, context) for i, u in enumerate(updates)]
+    tampered = shares[3].envelope[:-1] + bytes([shares[3].envelope[-1] ^ 1])
+    shares[3] = ClientShares(3, shares[3].seed, tampered)
+    result = backend.aggregate(context, shares, 500, 19, "bucketing(s=2) | krum", 1, [0, 1])
+    backend.close(stop=True)
+    assert result.valid.tolist() == [True] * 3 + [False] + [True] * 6
+    kept = decode(encode(np.delete(updates, 3, axis=0)))
+    plain, _ = parse_pipeline("bucketing(s=2) | krum", 9, 1).aggregate(
+        torch.from_numpy(kept), generator=np.random.default_rng(np.random.SeedSequence([0, 1]))
+    )
+    np.testing.assert_allclose(result.aggregate, plain.numpy(), atol=1e-4)
+
+
+def test_an_unreachable_service_is_a_clear_error(tmp_path):
+    certs = make_certificates(tmp_path / "certs")
+    with pytest.raises(SecureBackendError, match="cannot reach s2 at 127.0.0.1:9"):
+        SecureBackend("127.0.0.1:9", "127.0.0.1:9", certs, timeout=2)

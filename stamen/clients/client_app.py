@@ -16,13 +16,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 from torch.nn.utils import parameters_to_vector
 
 from stamen.clients.byzantine import client_attack
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
 from stamen.clients.mime_training import full_batch_gradient, mime_train
+from stamen.clients.secure_update import (
+    ORACLE_RECORD,
+    SECURE_RECORD,
+    clip_and_noise,
+    shared_update,
+)
 from stamen.clients.training import TrainSettings, evaluate, resolve_device, train
 from stamen.clients.updates import flat_delta, with_delta
 from stamen.clients.worker_momentum import apply_worker_momentum
@@ -48,7 +62,8 @@ def train_handler(msg: Message, context: Context) -> Message:
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
     data = dataset_of(experiment)
     attack = client_attack(experiment, partition_id)
-    sends_update = attack is not None or experiment.worker_momentum > 0
+    secure = "secure-key" in config
+    sends_update = attack is not None or experiment.worker_momentum > 0 or secure
     start = {k: v.clone() for k, v in model.state_dict().items()} if sends_update else {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -68,8 +83,27 @@ def train_handler(msg: Message, context: Context) -> Message:
             update = attack.poison_update(update, torch.Generator().manual_seed(seed))
         else:
             update = apply_worker_momentum(context.state, update, experiment.worker_momentum)
+        if secure:
+            return secure_reply(msg, update, config, context.node_id, metrics, seed)
         state = with_delta(start, state, update)
     content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+    return Message(content, reply_to=msg)
+
+
+def secure_reply(
+    msg: Message, update: torch.Tensor, config: ConfigRecord, node_id: int, metrics: dict, seed: int
+) -> Message:
+    """Secure aggregation's reply: the update's shares, never the update itself. In a
+    simulation with an omniscient attack the server also gets the plaintext update
+    (``secure-oracle``): the simulated attacker reads the honest updates."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    clip, noise = float(config["secure-clip"]), float(config.get("secure-noise", 0.0))
+    update = clip_and_noise(update, clip, noise, generator)
+    content = RecordDict(
+        {SECURE_RECORD: shared_update(update, config, node_id), "metrics": MetricRecord(metrics)}
+    )
+    if config.get("secure-oracle", False):
+        content[ORACLE_RECORD] = ArrayRecord({"update": Array(update.numpy())})
     return Message(content, reply_to=msg)
 
 

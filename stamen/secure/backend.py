@@ -47,9 +47,12 @@ class SecureBackend:
         bits: int,
         rule: str,
         num_byzantine: int,
-        rule_seed: list[int],
+        rule_seed: int,
     ) -> RoundResult:
-        """The weighted aggregate of the clients' shared updates (S1 reconstructs it)."""
+        """The weighted aggregate of the clients' shared updates (S1 reconstructs it).
+
+        ``rule_seed`` seeds S2's ``torch.Generator`` for the rule (bucketing's shuffle),
+        as the plaintext robust strategy seeds its own."""
         dealer = self._call(
             "dealer",
             {"op": "round", "context": context, "n": len(shares), "d": d, "s2-key": self.s2_key},
@@ -73,7 +76,8 @@ class SecureBackend:
         x = np.stack([expand(s.seed, d) for s in shares])
         try:
             return self.channels["s2"].exchange(
-                server_round(x, mine, True, bits, usable=np.asarray(reply["opened"]))
+                server_round(x, mine, True, bits, usable=np.asarray(reply["opened"])),
+                leads=True,
             )
         except (ChannelError, OSError) as exc:
             raise SecureBackendError(f"S2 failed during the round: {exc}") from exc

@@ -48,13 +48,23 @@ class Channel:
         self.bytes_received += _LENGTH.size + length
         return unpack(frame)
 
-    def exchange(self, protocol: Generator[np.ndarray, np.ndarray, Any]) -> Any:
-        """Run one party's protocol generator against the peer at the other end."""
+    def exchange(self, protocol: Generator[np.ndarray, np.ndarray, Any], leads: bool) -> Any:
+        """Run one party's protocol generator against the peer at the other end.
+
+        In each exchange the leading party (S1) sends first and the other receives first:
+        two parties both sending a large message at once would fill the socket buffers
+        and block each other (and one TLS connection must not be read and written from
+        two threads at once)."""
         try:
             outgoing = next(protocol)
             while True:
-                self.send({"words": outgoing})
-                outgoing = protocol.send(np.array(self.receive()["words"]))
+                if leads:
+                    self.send({"words": outgoing})
+                    incoming = self.receive()
+                else:
+                    incoming = self.receive()
+                    self.send({"words": outgoing})
+                outgoing = protocol.send(np.array(incoming["words"]))
         except StopIteration as done:
             return done.value
 

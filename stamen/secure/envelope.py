@@ -25,6 +25,16 @@ class EnvelopeError(ValueError):
     """An envelope that is malformed, tampered with or bound to another context."""
 
 
+def envelope_context(context: str, client: int) -> bytes:
+    """The associated data of a client's share: the round's context and the client."""
+    return f"{context};client={client}".encode()
+
+
+def dealer_context(context: str) -> bytes:
+    """The associated data of the dealer's randomness for S2 in a round."""
+    return f"{context};dealer".encode()
+
+
 def public_bytes(key: X25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from stamen.errors import ConfigError
+from stamen.strategies.aggregation.base import RandomGenerator
 from stamen.strategies.aggregation.krum import Krum, MultiKrum, krum_scores
 from stamen.strategies.aggregation.pipeline import parse_pipeline
 from stamen.strategies.aggregation.pre_aggregators import Bucketing, random_permutation
@@ -25,7 +26,7 @@ SUPPORTED = "bucketing(s) before krum or multi-krum(m)"
 
 
 def distance_rule(
-    spec: str, num_clients: int, num_byzantine: int, generator: np.random.Generator
+    spec: str, num_clients: int, num_byzantine: int, generator: RandomGenerator
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The weights rule of pipeline ``spec`` (checked like the plaintext pipeline)."""
     pipeline = parse_pipeline(spec, num_clients, num_byzantine)

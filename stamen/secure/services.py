@@ -18,21 +18,36 @@ port), so a parent process can start it and connect.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from stamen.secure.certificates import make_certificates
 from stamen.secure.channel import Channel, ChannelError, pack, server_context, unpack
-from stamen.secure.envelope import EnvelopeError, open_envelope, public_bytes, seal
+from stamen.secure.envelope import (
+    EnvelopeError,
+    dealer_context,
+    envelope_context,
+    open_envelope,
+    public_bytes,
+    seal,
+)
 from stamen.secure.protocol import deal_round, dealer_message, dealer_share, server_round
 from stamen.secure.rules import distance_rule
+
+if TYPE_CHECKING:
+    from stamen.simulations.config import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +60,37 @@ class Service:
     address: str
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Wait for it to end (after S1's stop), else terminate it, by its PID."""
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        """End it by its PID (SIGTERM, then SIGKILL) unless it already ended."""
+        if self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout)
+
+
+@contextlib.contextmanager
+def secure_services(experiment: Experiment, out_dir: Path) -> Iterator[Experiment]:
+    """For ``strategy = "secure"`` without S2's address (a simulation): start S2 and the
+    dealer on 127.0.0.1 with fresh certificates in ``out_dir/secure`` and yield the
+    experiment with their addresses; stop both on exit. Otherwise yield it unchanged."""
+    if experiment.strategy != "secure" or experiment.secure_s2:
+        yield experiment
+        return
+    folder = Path(out_dir) / "secure"
+    certs = make_certificates(folder / "certs")
+    started: list[Service] = []
+    try:
+        started += [spawn(party, certs, folder) for party in ("s2", "dealer")]
+        yield experiment.replace(
+            secure_s2=started[0].address,
+            secure_dealer=started[1].address,
+            secure_certs=str(certs),
+        )
+    finally:
+        for service in started:
+            service.stop()
 
 
 def spawn(party: str, certs: Path, folder: Path, timeout: float = 60.0) -> Service:
@@ -80,14 +120,6 @@ def spawn(party: str, certs: Path, folder: Path, timeout: float = 60.0) -> Servi
             raise RuntimeError(f"{party} did not start; see {Path(folder) / f'{party}.log'}")
         time.sleep(0.05)
     return Service(process, ready.read_text())
-
-
-def envelope_context(context: str, client: int) -> bytes:
-    return f"{context};client={client}".encode()
-
-
-def dealer_context(context: str) -> bytes:
-    return f"{context};dealer".encode()
 
 
 def serve(party: str, address: tuple[str, int], certs: Path, ready_file: Path | None) -> None:
@@ -151,11 +183,13 @@ def _second_server(key: X25519PrivateKey):
             channel.send({"error": f"S2 could not open the dealer's randomness: {exc}"})
             return
         channel.send({"opened": opened})
-        generator = np.random.default_rng(np.random.SeedSequence(request["rule-seed"]))
+        generator = torch.Generator().manual_seed(int(request["rule-seed"]))
         rule = distance_rule(
             request["rule"], len(clients), int(request["num-byzantine"]), generator
         )
         x = np.stack(rows) if rows else np.zeros((0, d), dtype=np.uint64)
-        channel.exchange(server_round(x, dealer, False, int(request["bits"]), rule, opened))
+        channel.exchange(
+            server_round(x, dealer, False, int(request["bits"]), rule, opened), leads=False
+        )
 
     return handle

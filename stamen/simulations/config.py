@@ -12,12 +12,15 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from stamen.attacks import OMNISCIENT, byzantine_clients, create_attack
 from stamen.datasets import DATASETS, PARTITIONERS
 from stamen.datasets.loading import parse_spec
 from stamen.errors import ConfigError
 from stamen.models import MODELS
 from stamen.models.assignment import parse_client_models
+from stamen.secure.rules import distance_rule
 from stamen.strategies import STRATEGIES
 from stamen.strategies.aggregation import CLIP_SCALINGS
 from stamen.strategies.base_optimizers import create_base_optimizer
@@ -68,6 +71,12 @@ class Experiment:
     distill_eval_every: int = 100
     distill_patience: int = 1000
     distill_drop_weak: bool = False
+    secure_s2: str = ""
+    secure_dealer: str = ""
+    secure_certs: str = ""
+    secure_bits: int = 19
+    secure_clip: float = 1.0
+    secure_noise: float = 0.0
     num_server_rounds: int = 30
     local_epochs: int = 1
     local_steps: int = 10
@@ -145,6 +154,24 @@ class Experiment:
         if self.strategy in MIME_STRATEGIES:
             self._check_mime()
         self._check_feddf()
+        if self.strategy == "secure":
+            self._check_secure()
+
+    def _check_secure(self) -> None:
+        """A distance-based rule, a sound validity range, and S2 and the dealer together."""
+        per_round = max(int(self.num_clients * self.fraction_train), 1)
+        distance_rule(self.aggregator, per_round, self.num_byzantine, torch.Generator())
+        if not 1 <= self.secure_bits <= 28:
+            raise ConfigError(f"secure-bits must be in [1, 28], got {self.secure_bits}")
+        for name in ("secure_clip", "secure_noise"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key_of(name)} must be >= 0, got {getattr(self, name)}")
+        given = [bool(self.secure_s2), bool(self.secure_dealer), bool(self.secure_certs)]
+        if any(given) and not all(given):
+            raise ConfigError(
+                "set secure-s2, secure-dealer and secure-certs together (or none: a simulation "
+                "starts S2 and the dealer itself)"
+            )
 
     def _check_feddf(self) -> None:
         """FedDF's server data, distillation settings and client architectures."""
@@ -188,9 +215,10 @@ class Experiment:
             attack = create_attack(self.attack)
             if self.num_byzantine == 0:
                 raise ConfigError(f"attack {self.attack!r} needs num-byzantine > 0")
-            if attack.kind == OMNISCIENT and self.strategy != "robust":
+            if attack.kind == OMNISCIENT and self.strategy not in ("robust", "secure"):
                 raise ConfigError(
-                    f"attack {self.attack!r} is simulated server-side: it needs strategy=robust"
+                    f"attack {self.attack!r} is simulated server-side: it needs strategy=robust "
+                    "or secure"
                 )
         byzantine_clients(self.num_clients, self.num_byzantine, self.seed)  # checks f < n/2
         if self.byzantine_data not in BYZANTINE_DATA:

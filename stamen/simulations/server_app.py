@@ -20,11 +20,13 @@ from stamen.clients.training import evaluate, resolve_device
 from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
 from stamen.models.assignment import join_models, parse_client_models, split_models
+from stamen.secure.services import secure_services
 from stamen.simulations.config import Experiment
 from stamen.simulations.ordered_grid import PartitionOrderedGrid
 from stamen.simulations.recorded_strategy import RecordedStrategy
 from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.strategies import build_strategy
+from stamen.strategies.secure import SecureStrategy
 from stamen.strategies.seeded_sampling import SeededSampling
 
 app = ServerApp()
@@ -51,19 +53,36 @@ def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, en
     }
     grid = PartitionOrderedGrid(grid)
     _check_node_count(grid, experiment)
-    strategy = SeededSampling(build_strategy(experiment, grid.partition_id), experiment.seed)
+    with secure_services(experiment, recorder.out_dir) as experiment:
+        return _run(grid, experiment, recorder, engine, data, models)
+
+
+def _run(
+    grid: PartitionOrderedGrid,
+    experiment: Experiment,
+    recorder: RunRecorder,
+    engine: str,
+    data: FederatedDataset,
+    models: dict,
+) -> dict:
+    built = build_strategy(experiment, grid.partition_id)
+    strategy = SeededSampling(built, experiment.seed)
     strategy = RecordedStrategy(strategy, recorder, grid.traffic)
     config = experiment.to_run_config()
     initial_arrays = join_models({name: ArrayRecord(m.state_dict()) for name, m in models.items()})
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=initial_arrays,
-        num_rounds=experiment.num_server_rounds,
-        train_config=ConfigRecord({key: config[key] for key in TRAIN_KEYS}),
-        evaluate_fn=server_evaluation(experiment, data, recorder),
-    )
+    try:
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=initial_arrays,
+            num_rounds=experiment.num_server_rounds,
+            train_config=ConfigRecord({key: config[key] for key in TRAIN_KEYS}),
+            evaluate_fn=server_evaluation(experiment, data, recorder),
+        )
+    finally:
+        if isinstance(built, SecureStrategy):
+            built.close()  # its channels to S2 and the dealer
     # No arrays when no round had a valid reply: the model stays as it started.
-    final = split_models(result.arrays or initial_arrays, names)[experiment.model]
+    final = split_models(result.arrays or initial_arrays, list(models))[experiment.model]
     model = models[experiment.model]
     model.load_state_dict(final.to_torch_state_dict())
     return recorder.finish(model, engine)

@@ -94,6 +94,20 @@ class RobustStrategy(FedAvg):
         aggregate, rule_state = self.pipeline.aggregate(
             updates, self.state.rule_state, self._generator(server_round, stream=1)
         )
+        arrays = self._step(aggregate, layout, reference, rule_state, attack_state)
+        metrics = self._client_metrics(replies, set(stacked.node_ids))
+        metrics["excluded"] = stacked.excluded
+        return arrays, metrics
+
+    def _step(
+        self,
+        aggregate: torch.Tensor,
+        layout: ArrayLayout,
+        reference: torch.Tensor,
+        rule_state: Any,
+        attack_state: Any,
+    ) -> ArrayRecord:
+        """The server step ``x + server_lr * v`` (with server momentum); advances the state."""
         step = aggregate
         if self.server_momentum:
             previous = self.state.momentum
@@ -106,11 +120,11 @@ class RobustStrategy(FedAvg):
             momentum=step if self.server_momentum else None,
             attack_state=attack_state,
         )
-        valid = set(stacked.node_ids)
+        return arrays
+
+    def _client_metrics(self, replies: list[Message], valid: set[int]) -> MetricRecord:
         kept = [r.content for r in replies if not r.has_error() and r.metadata.src_node_id in valid]
-        metrics = self.train_metrics_aggr_fn(kept, self.weighted_by_key)
-        metrics["excluded"] = stacked.excluded
-        return arrays, metrics
+        return self.train_metrics_aggr_fn(kept, self.weighted_by_key)
 
     def _attack(
         self, server_round: int, updates: torch.Tensor, node_ids: tuple[int, ...]
@@ -143,21 +157,25 @@ def robust(
     experiment: Experiment, sampling: dict[str, Any], partition_of: Callable[[int], int | None]
 ) -> RobustStrategy:
     """``strategy = "robust"``: the ``aggregator`` pipeline, server step, simulated attack."""
-    attack = None if experiment.attack == "none" else create_attack(experiment.attack)
-    simulated = None
-    if attack is not None and attack.kind == OMNISCIENT:
-        byzantine = byzantine_clients(
-            experiment.num_clients, experiment.num_byzantine, experiment.seed
-        )
-        simulated = SimulatedAttack(attack, frozenset(int(p) for p in byzantine), partition_of)
     return RobustStrategy(
         pipeline_of(experiment),
         seed=experiment.seed,
         server_lr=experiment.server_lr,
         server_momentum=experiment.server_momentum,
-        simulated_attack=simulated,
+        simulated_attack=simulated_attack_of(experiment, partition_of),
         **sampling,
     )
+
+
+def simulated_attack_of(
+    experiment: Experiment, partition_of: Callable[[int], int | None]
+) -> SimulatedAttack | None:
+    """The run's omniscient attack and its Byzantine partitions, if it has one."""
+    attack = None if experiment.attack == "none" else create_attack(experiment.attack)
+    if attack is None or attack.kind != OMNISCIENT:
+        return None
+    byzantine = byzantine_clients(experiment.num_clients, experiment.num_byzantine, experiment.seed)
+    return SimulatedAttack(attack, frozenset(int(p) for p in byzantine), partition_of)
 
 
 def pipeline_of(experiment: Experiment) -> Pipeline:

@@ -82,8 +82,10 @@ def test_a_protocol_runs_across_the_channel(certs):
     x1, y1 = expand(new_seed(), 4), expand(new_seed(), 4)
     t1, t2 = deal_and_triples(1, (4,))
     port, thread, result = listen(
-        certs, lambda ch: ch.exchange(secret_and(x ^ x1, y ^ y1, t2.take(0), first=False))
+        certs,
+        lambda ch: ch.exchange(secret_and(x ^ x1, y ^ y1, t2.take(0), first=False), leads=False),
     )
-    mine = s1_channel(certs, port).exchange(secret_and(x1, y1, t1.take(0), first=True))
+    protocol = secret_and(x1, y1, t1.take(0), first=True)
+    mine = s1_channel(certs, port).exchange(protocol, leads=True)
     thread.join(10)
     assert np.array_equal(mine ^ result["value"], x & y)

@@ -1,0 +1,216 @@
+"""Secure two-server Byzantine-robust aggregation (He, Karimireddy, Jaggi, arXiv 2006.04747).
+
+The ServerApp is S1. Clients reply with secret shares of their update
+(``clients/secure_update.py``), never the update. S1 hands the shares to the secure backend
+(``stamen.secure``: S2 and the dealer are their own processes), which returns only the
+weighted aggregate chosen by the distance-based rule (e.g. ``"bucketing(s=2) | krum"``) run
+at S2. The server step, server momentum and the state are the robust strategy's.
+
+If S2 or the dealer cannot be reached or fails, the round fails with a logged error and
+the model is not updated. Malformed replies are excluded and counted (``excluded``);
+clients whose shares fail the validity check are counted as ``invalid``. With an
+omniscient attack (simulation only) honest clients also send their plaintext update, from
+which S1 crafts the attackers' updates and shares them on their behalf.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+
+from stamen.clients.secure_update import ORACLE_RECORD, SECURE_RECORD
+from stamen.secure.backend import ClientShares, SecureBackend, SecureBackendError
+from stamen.secure.envelope import envelope_context, seal
+from stamen.secure.prg import SEED_BYTES
+from stamen.secure.ring import encode
+from stamen.secure.sharing import share
+from stamen.strategies.flat_updates import ArrayLayout
+from stamen.strategies.registry import STRATEGIES
+from stamen.strategies.robust import RobustStrategy, SimulatedAttack, simulated_attack_of
+
+if TYPE_CHECKING:
+    from stamen.simulations.config import Experiment
+
+log = logging.getLogger(__name__)
+
+
+class SecureStrategy(RobustStrategy):
+    """FedAvg's sampling; aggregation by the secure backend; the robust server step."""
+
+    def __init__(
+        self,
+        backend: Callable[[], SecureBackend],
+        rule: str,
+        *,
+        num_byzantine: int,
+        bits: int,
+        clip: float,
+        noise: float,
+        seed: int,
+        server_lr: float = 1.0,
+        server_momentum: float = 0.0,
+        simulated_attack: SimulatedAttack | None = None,
+        **sampling: Any,
+    ) -> None:
+        super().__init__(
+            None,
+            seed=seed,
+            server_lr=server_lr,
+            server_momentum=server_momentum,
+            simulated_attack=simulated_attack,
+            **sampling,
+        )
+        self.connect = backend
+        self.backend: SecureBackend | None = None
+        self.rule, self.num_byzantine, self.bits = rule, num_byzantine, bits
+        self.clip, self.noise = clip, noise
+        self.run_token = secrets.token_hex(8)  # binds envelopes to this run
+
+    def context(self, server_round: int) -> str:
+        return f"run={self.run_token};round={server_round}"
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        try:
+            self.backend = self.backend or self.connect()
+        except SecureBackendError as exc:
+            log.error("round %d not run: %s", server_round, exc)
+            return []
+        secure = {
+            "secure-key": self.backend.s2_key,
+            "secure-context": self.context(server_round),
+            "secure-clip": self.clip,
+            "secure-noise": self.noise,
+            "secure-oracle": self.simulated_attack is not None,
+        }
+        return super().configure_train(
+            server_round, arrays, ConfigRecord({**config, **secure}), grid
+        )
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = [reply for reply in replies if not reply.has_error()]
+        if self.backend is None:  # S2 or the dealer was unreachable: no round was run
+            return None, MetricRecord({"secure-failed": 1})
+        layout = ArrayLayout.of(self.state.arrays)
+        reference = layout.flatten(self.state.arrays)
+        shares, oracle, excluded = [], [], 0
+        for reply in replies:
+            found = _client_shares(reply, layout.size if self.simulated_attack else None)
+            if found is None:
+                excluded += 1
+            else:
+                shares.append(found[0])
+                oracle.append(found[1])
+        if not shares:
+            return None, MetricRecord({"excluded": excluded})
+        shares, attack_state = self._simulated_shares(server_round, shares, oracle)
+        rule_seed = int(np.random.SeedSequence([self.seed, server_round, 1]).generate_state(1)[0])
+        try:
+            result = self.backend.aggregate(
+                self.context(server_round),
+                shares,
+                layout.size,
+                self.bits,
+                self.rule,
+                self.num_byzantine,
+                rule_seed,
+            )
+        except SecureBackendError as exc:
+            log.error("round %d failed, the model is not updated: %s", server_round, exc)
+            self.close()  # the channels may be mid-protocol: reconnect next round
+            return None, MetricRecord({"excluded": excluded, "secure-failed": 1})
+        aggregate = torch.from_numpy(result.aggregate).to(reference.dtype)
+        arrays = self._step(aggregate, layout, reference, None, attack_state)
+        metrics = self._client_metrics(replies, {s.client for s in shares})
+        metrics.update({"excluded": excluded, "invalid": int((~result.valid).sum())})
+        return arrays, metrics
+
+    def _simulated_shares(
+        self, server_round: int, shares: list[ClientShares], oracle: list[torch.Tensor | None]
+    ) -> tuple[list[ClientShares], Any]:
+        """With an omniscient attack, S1 crafts and shares the attackers' updates."""
+        if self.simulated_attack is None:
+            return shares, None
+        nodes = tuple(s.client for s in shares)
+        updates, attack_state = self._attack(server_round, torch.stack(oracle), nodes)
+        key = X25519PublicKey.from_public_bytes(self.backend.s2_key)
+        byzantine = self.simulated_attack.byzantine
+        crafted = []
+        for shared, update in zip(shares, updates, strict=True):
+            if self.simulated_attack.partition_of(shared.client) not in byzantine:
+                crafted.append(shared)
+                continue
+            parts = share(encode(update.double().numpy()))
+            context = envelope_context(self.context(server_round), shared.client)
+            crafted.append(
+                ClientShares(shared.client, parts.seed, seal(key, parts.rest.tobytes(), context))
+            )
+        return crafted, attack_state
+
+    def close(self) -> None:
+        """Close the channels to S2 and the dealer (the services keep running)."""
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+
+def _client_shares(
+    reply: Message, oracle_size: int | None
+) -> tuple[ClientShares, torch.Tensor | None] | None:
+    """A reply's shares (and plaintext update for the simulated attack), or None if malformed."""
+    content = reply.content
+    record = content.config_records.get(SECURE_RECORD)
+    metrics = content.metric_records
+    examples = next(iter(metrics.values())).get("num-examples") if len(metrics) == 1 else None
+    if record is None or not isinstance(examples, int | float) or examples <= 0:
+        return None
+    seed, envelope = record.get("seed"), record.get("envelope")
+    if not isinstance(seed, bytes) or len(seed) != SEED_BYTES or not isinstance(envelope, bytes):
+        return None
+    update = None
+    if oracle_size is not None:
+        arrays = content.array_records.get(ORACLE_RECORD)
+        if arrays is None or "update" not in arrays:
+            return None
+        update = torch.from_numpy(np.asarray(arrays["update"].numpy(), dtype=np.float32))
+        if update.shape != (oracle_size,) or not torch.isfinite(update).all():
+            return None
+    return ClientShares(reply.metadata.src_node_id, seed, envelope), update
+
+
+@STRATEGIES.register("secure")
+def secure(
+    experiment: Experiment, sampling: dict[str, Any], partition_of: Callable[[int], int | None]
+) -> SecureStrategy:
+    """``strategy = "secure"``: the ``aggregator`` (distance-based) run by S2 on shares."""
+    from pathlib import Path
+
+    def backend() -> SecureBackend:
+        return SecureBackend(
+            experiment.secure_s2, experiment.secure_dealer, Path(experiment.secure_certs)
+        )
+
+    return SecureStrategy(
+        backend,
+        experiment.aggregator,
+        num_byzantine=experiment.num_byzantine,
+        bits=experiment.secure_bits,
+        clip=experiment.secure_clip,
+        noise=experiment.secure_noise,
+        seed=experiment.seed,
+        server_lr=experiment.server_lr,
+        server_momentum=experiment.server_momentum,
+        simulated_attack=simulated_attack_of(experiment, partition_of),
+        **sampling,
+    )

@@ -27,6 +27,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from stamen.clients.secure_update import ORACLE_RECORD, SECURE_RECORD
+from stamen.errors import ConfigError
+from stamen.models import create_model
 from stamen.secure.backend import ClientShares, SecureBackend, SecureBackendError
 from stamen.secure.envelope import envelope_context, seal
 from stamen.secure.prg import SEED_BYTES
@@ -195,6 +197,23 @@ def secure(
 ) -> SecureStrategy:
     """``strategy = "secure"``: the ``aggregator`` (distance-based) run by S2 on shares."""
     from pathlib import Path
+
+    from stamen.clients.local_data import dataset_of
+
+    data = dataset_of(experiment)
+    model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
+    state = model.state_dict().values()
+    if not all(value.is_floating_point() for value in state):
+        raise ConfigError(
+            f"secure aggregation needs a model without integer buffers (e.g. BatchNorm "
+            f"counters); {experiment.model} has some"
+        )
+    d = sum(value.numel() for value in state)
+    if d >= 2 ** (59 - 2 * experiment.secure_bits):
+        raise ConfigError(
+            f"{experiment.model} has d = {d} parameters: secure-bits must be below "
+            f"{(59 - np.log2(d)) / 2:.1f} so that no distance wraps"
+        )
 
     def backend() -> SecureBackend:
         return SecureBackend(

@@ -94,3 +94,11 @@ def test_unreachable_servers_fail_the_round_and_keep_the_model(tiny_experiment, 
 def test_bad_secure_settings_are_refused(settings, expected):
     with pytest.raises(ConfigError, match=expected):
         Experiment.from_run_config({"strategy": "secure", **settings})
+
+
+def test_a_model_too_large_for_the_validity_range_is_refused_before_a_round(
+    tiny_experiment, tmp_path
+):
+    experiment = attacked(tiny_experiment, "none", rounds=1, secure_bits=27)
+    with pytest.raises(ConfigError, match="secure-bits must be below"):
+        run(experiment.replace(num_byzantine=0), tmp_path / "run")

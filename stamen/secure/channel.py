@@ -31,6 +31,9 @@ class Channel:
     """One TLS connection carrying whole messages."""
 
     def __init__(self, sock: ssl.SSLSocket) -> None:
+        # Protocols exchange many small messages: without TCP_NODELAY each waits on
+        # Nagle's algorithm and the peer's delayed acknowledgement (~40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.bytes_sent = 0
         self.bytes_received = 0

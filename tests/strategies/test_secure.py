@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +103,52 @@ def test_a_model_too_large_for_the_validity_range_is_refused_before_a_round(
     experiment = attacked(tiny_experiment, "none", rounds=1, secure_bits=27)
     with pytest.raises(ConfigError, match="secure-bits must be below"):
         run(experiment.replace(num_byzantine=0), tmp_path / "run")
+
+
+def test_a_client_that_drops_out_does_not_stall_the_round(tmp_path):
+    """Replies from four clients, one of them an error (the client crashed after being
+    sampled): S1 aggregates the other three through real S2 and dealer processes."""
+    from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
+
+    from stamen.clients.client_app import app as client_app
+    from stamen.clients.secure_update import SECURE_RECORD, shared_update
+    from stamen.secure.backend import SecureBackend
+    from stamen.secure.services import spawn
+    from stamen.simulations.inline_engine import InlineGrid
+    from stamen.strategies.robust import RobustState
+    from stamen.strategies.secure import SecureStrategy
+
+    certs = make_certificates(tmp_path / "certs")
+    services = [spawn(party, certs, tmp_path) for party in ("s2", "dealer")]
+    try:
+        strategy = SecureStrategy(
+            lambda: SecureBackend(services[0].address, services[1].address, certs),
+            "multi-krum(m=2)",
+            num_byzantine=0,
+            bits=19,
+            clip=0.0,
+            noise=0.0,
+            seed=0,
+        )
+        strategy.backend = strategy.connect()
+        start = ArrayRecord({"w": Array(np.zeros(4, np.float32))})
+        strategy.state = RobustState(arrays=start)
+        config = {"secure-key": strategy.backend.s2_key, "secure-context": strategy.context(1)}
+        InlineGrid(client_app, {}, 1)  # sets Flower's task identity for Message construction
+        replies = []
+        for node, update in enumerate([[1, 0, 0, 0], [1, 0.1, 0, 0], [1, 0, 0.3, 0]], start=1):
+            request = Message(RecordDict(), dst_node_id=node, message_type="train")
+            shares = shared_update(torch.tensor(update), config, node)
+            content = RecordDict(
+                {SECURE_RECORD: shares, "metrics": MetricRecord({"num-examples": 10})}
+            )
+            replies.append(Message(content, reply_to=request))
+        request = Message(RecordDict(), dst_node_id=4, message_type="train")
+        replies.append(Message(Error(code=1, reason="client crashed"), reply_to=request))
+        arrays, metrics = strategy.aggregate_train(1, replies)
+        strategy.close()
+    finally:
+        for service in services:
+            service.stop()
+    assert metrics["invalid"] == 0 and metrics["excluded"] == 0
+    assert np.allclose(arrays["w"].numpy(), [1, 0.05, 0, 0], atol=1e-4)  # the two best

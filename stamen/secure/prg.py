@@ -27,5 +27,6 @@ def expand(seed: bytes, shape: int | tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"a seed has {SEED_BYTES} bytes, got {len(seed)}")
     count = int(np.prod(shape))
     encryptor = Cipher(algorithms.ChaCha20(seed, _NONCE), mode=None).encryptor()
-    stream = encryptor.update(bytes(8 * count))
-    return np.frombuffer(stream, dtype="<u8").astype(np.uint64).reshape(shape)
+    words = np.empty(count, dtype="<u8")  # written in place: writable, no copy
+    encryptor.update_into(bytes(8 * count), memoryview(words).cast("B"))
+    return words.view(np.uint64).reshape(shape)

@@ -31,7 +31,7 @@ from stamen.secure.beaver import TripleShare, deal_gram_triple, gram_share, squa
 from stamen.secure.boolean import AndTriples, Exchange
 from stamen.secure.prg import new_seed
 from stamen.secure.range_check import RangeCheckShare, deal_range_check
-from stamen.secure.ring import FRACTION_BITS, decode, encode
+from stamen.secure.ring import FRACTION_BITS, decode, encode, ring_combine
 from stamen.secure.validity import SKETCH_ROWS, sketch_matrix, valid_rows
 
 _NOTHING = np.zeros(0, dtype=np.uint64)
@@ -121,8 +121,7 @@ def server_round(
     received = yield (_NOTHING if first else _pack(weights))
     if first:
         weights = _unpack(received)
-    encoded = encode(weights[rows])
-    share = (encoded[:, None] * kept).sum(axis=0) if len(rows) else np.zeros(d, np.uint64)
+    share = ring_combine(encode(weights[rows]), kept) if len(rows) else np.zeros(d, np.uint64)
     theirs = yield (_NOTHING if first else share)
     aggregate = decode(share + theirs, 2 * FRACTION_BITS) if first else None
     return RoundResult(valid, weights, aggregate, distances)

@@ -35,6 +35,11 @@ def ring_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _to_ring(_signed(a) @ _signed(b).T)
 
 
+def ring_combine(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``weights @ rows`` modulo 2**64: ``uint64`` weights (k,) and rows (k, d) -> (d,)."""
+    return _to_ring(_signed(weights[None, :]) @ _signed(rows))[0]
+
+
 def ring_matmul_signs(x: np.ndarray, signs: np.ndarray) -> np.ndarray:
     """``x @ signs.T`` modulo 2**64 for ``uint64`` ``x`` (n, d) and small integers
     ``signs`` (k, d), e.g. a sketch over {-1, 0, 1}."""

@@ -151,8 +151,12 @@ def run_grid(
     workers: int = 1,
     engine: str = "inline",
     on_cell: Callable[[Cell, str], None] | None = None,
+    threads: int = 0,
 ) -> None:
     """Run the unfinished ``cells`` (from ``Grid.cells``) in ``workers`` processes.
+
+    ``threads``: torch threads per worker; 0 shares the machine's cores among the workers.
+    More threads than free cores make torch's threads wait on each other, many times slower.
 
     ``engine`` is ``"inline"`` (the in-process engine) or ``"ray"`` (Flower's simulation
     engine, one private SuperLink per cell).
@@ -169,7 +173,7 @@ def run_grid(
             report(cell, "done")
         else:
             pending.append(cell)
-    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
     context = get_context("spawn")  # a clean interpreter per worker: no inherited torch state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {

@@ -94,6 +94,9 @@ def bench(
     grid_file: Annotated[Path, typer.Argument(help="Grid TOML: [base] keys and [axes] lists.")],
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
     workers: Annotated[int, typer.Option(help="Cells run in parallel processes.")] = 1,
+    threads: Annotated[
+        int, typer.Option(help="Torch threads per worker (0: the cores shared among workers).")
+    ] = 0,
     last: Annotated[int, typer.Option(help="Average each run's last N evaluations.")] = 1,
     engine: Annotated[
         Engine, typer.Option(help="inline: one process per cell; ray: Flower's engine.")
@@ -116,7 +119,9 @@ def bench(
             if status.startswith("failed"):
                 failures.append(f"{cell.key}: {status}")
 
-        run_grid(cells, out_dir, workers=workers, engine=engine.value, on_cell=on_cell)
+        run_grid(
+            cells, out_dir, workers=workers, engine=engine.value, on_cell=on_cell, threads=threads
+        )
     results = collect_results(cells, out_dir)
     if len(results):
         axes = result_columns(cells)

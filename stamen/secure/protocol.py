@@ -32,7 +32,13 @@ from stamen.secure.boolean import AndTriples, Exchange
 from stamen.secure.prg import new_seed
 from stamen.secure.range_check import RangeCheckShare, deal_range_check
 from stamen.secure.ring import FRACTION_BITS, decode, encode, ring_combine
-from stamen.secure.validity import SKETCH_ROWS, sketch_matrix, valid_rows
+from stamen.secure.validity import (
+    SKETCH_ROWS,
+    largest_bits,
+    sketch_matrix,
+    valid_rows,
+    wrap_free,
+)
 
 _NOTHING = np.zeros(0, dtype=np.uint64)
 
@@ -97,8 +103,8 @@ def server_round(
     could not open); they count as invalid.
     """
     n, d = x.shape
-    if d >= 2 ** (59 - 2 * bits):
-        raise ValueError(f"d = {d} needs bits < {(59 - np.log2(d)) / 2:.1f} to rule out wrap")
+    if not wrap_free(d, bits):
+        raise ValueError(f"d = {d} needs bits < {largest_bits(d):.1f} to rule out wrap")
     seed = new_seed()
     other = yield np.frombuffer(seed, np.uint64)
     sketch_seed = bytes(a ^ b for a, b in zip(seed, other.tobytes(), strict=True))

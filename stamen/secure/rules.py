@@ -20,7 +20,7 @@ from stamen.errors import ConfigError
 from stamen.strategies.aggregation.base import RandomGenerator
 from stamen.strategies.aggregation.krum import Krum, MultiKrum, krum_scores
 from stamen.strategies.aggregation.pipeline import parse_pipeline
-from stamen.strategies.aggregation.pre_aggregators import Bucketing, random_permutation
+from stamen.strategies.aggregation.pre_aggregators import Bucketing
 
 SUPPORTED = "bucketing(s) before krum or multi-krum(m)"
 
@@ -39,13 +39,8 @@ def distance_rule(
     def weights(distances: np.ndarray) -> np.ndarray:
         n = len(distances)
         mixing = np.eye(n)
-        for stage in buckets:  # as Bucketing.apply, on the mixing matrix instead of x
-            order = random_permutation(mixing.shape[0], generator).numpy()
-            groups = [order[i : i + stage.s] for i in range(0, len(order), stage.s)]
-            step = np.zeros((len(groups), mixing.shape[0]))
-            for row, members in enumerate(groups):
-                step[row, members] = 1.0 / len(members)
-            mixing = step @ mixing
+        for stage in buckets:  # Bucketing.apply's matrix, drawn from the same generator
+            mixing = stage.mixing(mixing.shape[0], generator).numpy() @ mixing
         centring = np.eye(n) - 1.0 / n
         gram = mixing @ (-0.5 * centring @ distances @ centring) @ mixing.T
         diagonal = np.diag(gram)

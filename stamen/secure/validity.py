@@ -48,3 +48,13 @@ def valid_rows(
     p = ring_matmul_signs(x, sketch)
     inside = yield from in_range(p.ravel(), bits, randomness, first)
     return inside.reshape(p.shape).all(axis=1)
+
+
+def wrap_free(d: int, bits: int) -> bool:
+    """Whether no squared distance between passing clients can wrap: ``d < 2**(59 - 2 b)``."""
+    return d < 2 ** (59 - 2 * bits)
+
+
+def largest_bits(d: int) -> float:
+    """The bound on ``bits`` for ``d`` coordinates (``wrap_free`` needs ``bits`` below it)."""
+    return (59 - np.log2(d)) / 2

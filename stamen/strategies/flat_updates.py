@@ -96,14 +96,22 @@ def _valid_model(
     content = reply.content
     records = content.array_records
     found = len(records) == 1 if key is None else key in records
-    if not found or len(content.metric_records) != 1:
+    examples = num_examples(reply)
+    if not found or examples is None:
         return None, 0.0
     arrays = records[key] if key is not None else next(iter(records.values()))
-    metrics = next(iter(content.metric_records.values()))
-    examples = metrics.get("num-examples")
-    if not isinstance(examples, (int, float)) or examples <= 0 or not layout.matches(arrays):
+    if not layout.matches(arrays):
         return None, 0.0
     vector = layout.flatten(arrays)
     if not torch.isfinite(vector).all():
         return None, 0.0
     return vector, float(examples)
+
+
+def num_examples(reply: Message) -> float | None:
+    """The positive ``"num-examples"`` of a reply's one MetricRecord, or None."""
+    metrics = reply.content.metric_records
+    examples = next(iter(metrics.values())).get("num-examples") if len(metrics) == 1 else None
+    if not isinstance(examples, int | float) or examples <= 0:
+        return None
+    return float(examples)

@@ -42,7 +42,7 @@ from flwr.serverapp.strategy import FedAvg
 from torch import Tensor
 
 from stamen.strategies.base_optimizers import OptimizerState, create_base_optimizer
-from stamen.strategies.flat_updates import ArrayLayout, stack_updates
+from stamen.strategies.flat_updates import ArrayLayout, num_examples, stack_updates
 from stamen.strategies.registry import STRATEGIES
 
 if TYPE_CHECKING:
@@ -186,14 +186,13 @@ def _valid_gradient(reply: Message, size: int | None) -> tuple[Tensor, float] | 
     if reply.has_error() or GRADIENT_KEY not in reply.content.array_records:
         return None
     record = reply.content[GRADIENT_KEY]
-    metrics = reply.content.metric_records
-    examples = next(iter(metrics.values())).get("num-examples") if len(metrics) == 1 else None
-    if GRADIENT_KEY not in record or not isinstance(examples, int | float) or examples <= 0:
+    examples = num_examples(reply)
+    if GRADIENT_KEY not in record or examples is None:
         return None
     gradient = torch.from_numpy(np.asarray(record[GRADIENT_KEY].numpy(), dtype=np.float32))
     if gradient.dim() != 1 or (size is not None and gradient.numel() != size):
         return None
-    return (gradient, float(examples)) if torch.isfinite(gradient).all() else None
+    return (gradient, examples) if torch.isfinite(gradient).all() else None
 
 
 def _weighted_mean(gradients: list[tuple[Tensor, float]]) -> Tensor | None:

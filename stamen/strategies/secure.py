@@ -34,7 +34,8 @@ from stamen.secure.envelope import envelope_context, seal
 from stamen.secure.prg import SEED_BYTES
 from stamen.secure.ring import encode
 from stamen.secure.sharing import share
-from stamen.strategies.flat_updates import ArrayLayout
+from stamen.secure.validity import largest_bits, wrap_free
+from stamen.strategies.flat_updates import ArrayLayout, num_examples
 from stamen.strategies.registry import STRATEGIES
 from stamen.strategies.robust import RobustStrategy, SimulatedAttack, simulated_attack_of
 
@@ -173,9 +174,7 @@ def _client_shares(
     """A reply's shares (and plaintext update for the simulated attack), or None if malformed."""
     content = reply.content
     record = content.config_records.get(SECURE_RECORD)
-    metrics = content.metric_records
-    examples = next(iter(metrics.values())).get("num-examples") if len(metrics) == 1 else None
-    if record is None or not isinstance(examples, int | float) or examples <= 0:
+    if record is None or num_examples(reply) is None:
         return None
     seed, envelope = record.get("seed"), record.get("envelope")
     if not isinstance(seed, bytes) or len(seed) != SEED_BYTES or not isinstance(envelope, bytes):
@@ -209,10 +208,10 @@ def secure(
             f"counters); {experiment.model} has some"
         )
     d = sum(value.numel() for value in state)
-    if d >= 2 ** (59 - 2 * experiment.secure_bits):
+    if not wrap_free(d, experiment.secure_bits):
         raise ConfigError(
             f"{experiment.model} has d = {d} parameters: secure-bits must be below "
-            f"{(59 - np.log2(d)) / 2:.1f} so that no distance wraps"
+            f"{largest_bits(d):.1f} so that no distance wraps"
         )
 
     def backend() -> SecureBackend:

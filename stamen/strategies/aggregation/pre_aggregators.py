@@ -65,13 +65,17 @@ class Bucketing:
 
     def apply(self, updates: Tensor, generator: RandomGenerator) -> Tensor:
         check_updates(updates)
-        n = updates.shape[0]
+        matrix = self.mixing(updates.shape[0], generator)
+        return matrix.to(device=updates.device, dtype=updates.dtype) @ updates
+
+    def mixing(self, n: int, generator: RandomGenerator) -> Tensor:
+        """The (ceil(n/s), n) float64 matrix whose rows average the shuffled buckets."""
         order = random_permutation(n, generator)
         buckets = [order[i : i + self.s] for i in range(0, n, self.s)]
         matrix = torch.zeros(len(buckets), n, dtype=torch.float64)
         for row, members in enumerate(buckets):
             matrix[row, members] = 1.0 / len(members)
-        return matrix.to(device=updates.device, dtype=updates.dtype) @ updates
+        return matrix
 
 
 @PRE_AGGREGATORS.register("resampling")

@@ -69,11 +69,12 @@ class SecureBackend:
             "rule-seed": rule_seed,
             **{f"envelope-{i}": s.envelope for i, s in enumerate(shares)},
         }
-        reply = self._call("s2", request)
+        self._send("s2", request)
+        x = np.stack([expand(s.seed, d) for s in shares])  # while S2 opens its envelopes
+        reply = self._receive("s2")
         if "error" in reply:
             raise SecureBackendError(reply["error"])
         mine = dealer_share({k.removeprefix("s1-"): v for k, v in dealer.items() if k != "s2"})
-        x = np.stack([expand(s.seed, d) for s in shares])
         try:
             return self.channels["s2"].exchange(
                 server_round(x, mine, True, bits, usable=np.asarray(reply["opened"])),
@@ -94,8 +95,17 @@ class SecureBackend:
         self.channels = {}
 
     def _call(self, name: str, request: dict) -> dict:
+        self._send(name, request)
+        return self._receive(name)
+
+    def _send(self, name: str, request: dict) -> None:
         try:
             self.channels[name].send(request)
+        except (ChannelError, OSError) as exc:
+            raise SecureBackendError(f"{name} failed: {exc}") from exc
+
+    def _receive(self, name: str) -> dict:
+        try:
             return self.channels[name].receive()
         except (ChannelError, OSError) as exc:
             raise SecureBackendError(f"{name} failed: {exc}") from exc

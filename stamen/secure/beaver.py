@@ -6,10 +6,11 @@ share ``C_s`` of ``C = A A^T``. The servers hold shares ``X_s`` of the clients' 
 (n, d). They open ``E = X - A`` (each sends ``X_s - A_s``; ``E`` is uniform, so it reveals
 nothing of ``X``), and each computes
 
-    G_s = C_s + E A_s^T + A_s E^T  (+ E E^T at S1 only),
+    G_s = C_s + E A_s^T + A_s E^T + E_s' E_s'^T,
 
-whose sum is ``(E + A)(E + A)^T = X X^T``. Squared distances are then linear in ``G``:
-``|x_i - x_j|^2 = G_ii + G_jj - 2 G_ij``.
+where ``E_1'`` and ``E_2'`` are the first and second halves of ``E``'s columns (both know
+``E``, so each computes half of ``E E^T``); the sum is ``(E + A)(E + A)^T = X X^T``.
+Squared distances are then linear in ``G``: ``|x_i - x_j|^2 = G_ii + G_jj - 2 G_ij``.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def gram_share(
 ) -> np.ndarray:
     """Server ``s``'s share of ``X X^T`` from the opened ``E = X - A`` and its ``A_s``."""
     cross = ring_matmul(opened, mask)
-    share = triple.gram + cross + cross.T
-    return share + ring_matmul(opened, opened) if first else share
+    half = opened.shape[1] // 2
+    columns = opened[:, :half] if first else opened[:, half:]
+    return triple.gram + cross + cross.T + ring_matmul(columns, columns)
 
 
 def squared_distances(gram: np.ndarray) -> np.ndarray:

@@ -39,9 +39,12 @@ class Channel:
         self.bytes_received = 0
 
     def send(self, message: dict[str, Any]) -> None:
-        frame = pack(message)
-        self.sock.sendall(_LENGTH.pack(len(frame)) + frame)
-        self.bytes_sent += _LENGTH.size + len(frame)
+        parts = _parts(message)
+        length = sum(len(part) for part in parts)
+        self.sock.sendall(_LENGTH.pack(length))
+        for part in parts:  # no joined copy of large arrays
+            self.sock.sendall(part)
+        self.bytes_sent += _LENGTH.size + length
 
     def receive(self) -> dict[str, Any]:
         (length,) = _LENGTH.unpack(self._exactly(_LENGTH.size))
@@ -67,42 +70,46 @@ class Channel:
                 else:
                     incoming = self.receive()
                     self.send({"words": outgoing})
-                outgoing = protocol.send(np.array(incoming["words"]))
+                outgoing = protocol.send(incoming["words"])
         except StopIteration as done:
             return done.value
 
     def close(self) -> None:
         self.sock.close()
 
-    def _exactly(self, count: int) -> bytes:
-        chunks, remaining = [], count
-        while remaining:
-            chunk = self.sock.recv(min(remaining, 2**22))
-            if not chunk:
+    def _exactly(self, count: int) -> bytearray:
+        frame = bytearray(count)  # read in place: the arrays unpacked from it are writable
+        view, done = memoryview(frame), 0
+        while done < count:
+            got = self.sock.recv_into(view[done:], min(count - done, 2**22))
+            if not got:
                 raise ChannelError("the peer closed the connection")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+            done += got
+        return frame
 
 
 def pack(message: dict[str, Any]) -> bytes:
     """A message as bytes: header length, JSON header, then the raw buffers."""
+    return b"".join(_parts(message))
+
+
+def _parts(message: dict[str, Any]) -> list[bytes | memoryview]:
     header, buffers = {}, []
     for key, value in message.items():
         if isinstance(value, np.ndarray):
-            array = np.ascontiguousarray(value)
+            array = np.ascontiguousarray(value).reshape(value.shape)
             header[key] = {"array": array.dtype.str, "shape": array.shape}
-            buffers.append(array.tobytes())
+            buffers.append(memoryview(array.reshape(-1).view(np.uint8)))
         elif isinstance(value, bytes):
             header[key] = {"bytes": len(value)}
             buffers.append(value)
         else:
             header[key] = {"json": value}
     head = json.dumps(header).encode()
-    return _LENGTH.pack(len(head)) + head + b"".join(buffers)
+    return [_LENGTH.pack(len(head)) + head, *buffers]
 
 
-def unpack(frame: bytes) -> dict[str, Any]:
+def unpack(frame: bytes | bytearray) -> dict[str, Any]:
     """The inverse of ``pack``; ChannelError for a malformed frame."""
     view = memoryview(frame)
     try:

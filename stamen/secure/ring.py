@@ -41,9 +41,21 @@ def ring_combine(weights: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def ring_matmul_signs(x: np.ndarray, signs: np.ndarray) -> np.ndarray:
-    """``x @ signs.T`` modulo 2**64 for ``uint64`` ``x`` (n, d) and small integers
-    ``signs`` (k, d), e.g. a sketch over {-1, 0, 1}."""
-    return _to_ring(_signed(x) @ torch.from_numpy(np.asarray(signs, dtype=np.int64)).T)
+    """``x @ signs.T`` modulo 2**64 for ``uint64`` ``x`` (n, d) and a sketch ``signs``
+    (k, d) over {-1, 0, 1}.
+
+    Two float64 products on the 32-bit halves of ``x`` (BLAS, about 2x faster than the
+    int64 product): each half's sum is below ``2**32 * d``, exact in float64 while
+    ``d <= 2**20``; beyond that the int64 product is used."""
+    d = x.shape[1]
+    if d > 2**20:
+        return _to_ring(_signed(x) @ torch.from_numpy(np.asarray(signs, dtype=np.int64)).T)
+    x = np.ascontiguousarray(x, dtype=np.uint64)
+    sketch = torch.from_numpy(np.asarray(signs, dtype=np.float64)).T
+    low = torch.from_numpy((x & np.uint64(0xFFFFFFFF)).astype(np.float64)) @ sketch
+    high = torch.from_numpy((x >> np.uint64(32)).astype(np.float64)) @ sketch
+    low, high = low.to(torch.int64).numpy().view(np.uint64), high.to(torch.int64).numpy()
+    return low + (high.view(np.uint64) << np.uint64(32))
 
 
 def _signed(x: np.ndarray) -> torch.Tensor:

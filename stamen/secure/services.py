@@ -5,7 +5,10 @@ S1 talks to each; the dealer never talks to S2: it seals S2's randomness to S2's
 and S1 relays it unread (``envelope``).
 
 - Dealer (``stamen dealer``): ``{"op": "round", "context", "n", "d", "s2-key"}`` ->
-  ``{"s1": <S1's share>, "s2": <S2's share, sealed>}``.
+  ``{"s1": <S1's share>, "s2": <S2's share, sealed>}``. Once it has answered, it deals the
+  next round's randomness for the same ``(n, d)`` in a background thread, so that a
+  training run's rounds do not wait on the dealer's ``A A^T`` (fresh randomness each time:
+  a deal is used once).
 - S2 (``stamen secure-server``): ``{"op": "hello"}`` -> its public key;
   ``{"op": "round", "context", "clients", "envelopes", "dealer", "d", "bits", "rule",
   "num-byzantine", "rule-seed"}`` -> ``{"opened": mask}``, then S2's side of
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,7 +128,7 @@ def spawn(party: str, certs: Path, folder: Path, timeout: float = 60.0) -> Servi
 
 def serve(party: str, address: tuple[str, int], certs: Path, ready_file: Path | None) -> None:
     """Run the ``"dealer"`` or ``"s2"`` service until told to stop."""
-    handle = {"dealer": _dealer, "s2": _second_server(X25519PrivateKey.generate())}[party]
+    handle = {"dealer": _dealer(), "s2": _second_server(X25519PrivateKey.generate())}[party]
     context = server_context(certs / f"{party}.pem", certs / f"{party}.key", certs / "ca.pem")
     with socket.create_server(address) as listener:
         host, port = listener.getsockname()[:2]
@@ -150,11 +154,21 @@ def serve(party: str, address: tuple[str, int], certs: Path, ready_file: Path | 
                 channel.close()
 
 
-def _dealer(channel: Channel, request: dict) -> None:
-    s1, s2 = deal_round(int(request["n"]), int(request["d"]))
-    s2_key = X25519PublicKey.from_public_bytes(request["s2-key"])
-    sealed = seal(s2_key, pack(dealer_message(s2)), dealer_context(request["context"]))
-    channel.send({"s2": sealed, **{f"s1-{k}": v for k, v in dealer_message(s1).items()}})
+def _dealer():
+    ahead = ThreadPoolExecutor(max_workers=1)
+    dealt: dict[tuple[int, int], Future] = {}
+
+    def handle(channel: Channel, request: dict) -> None:
+        size = int(request["n"]), int(request["d"])
+        pending = dealt.pop(size, None)
+        dealt.clear()  # a different size: the one dealt ahead is discarded unused
+        s1, s2 = pending.result() if pending else deal_round(*size)
+        dealt[size] = ahead.submit(deal_round, *size)
+        s2_key = X25519PublicKey.from_public_bytes(request["s2-key"])
+        sealed = seal(s2_key, pack(dealer_message(s2)), dealer_context(request["context"]))
+        channel.send({"s2": sealed, **{f"s1-{k}": v for k, v in dealer_message(s1).items()}})
+
+    return handle
 
 
 def _second_server(key: X25519PrivateKey):

@@ -11,7 +11,14 @@ import pytest
 
 from stamen.secure.boolean import deal_and_triples, secret_and
 from stamen.secure.certificates import make_certificates
-from stamen.secure.channel import Channel, client_context, connect, server_context
+from stamen.secure.channel import (
+    Channel,
+    client_context,
+    connect,
+    pack,
+    server_context,
+    unpack,
+)
 from stamen.secure.prg import expand, new_seed
 
 
@@ -64,6 +71,23 @@ def test_messages_round_trip_with_arrays_bytes_and_json(certs):
     assert back["mask"].tolist() == [True, False] and back["seed"] == message["seed"]
     assert back["round"] == 3 and back["names"] == ["a", "b"]
     assert channel.bytes_sent == channel.bytes_received > 48
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros(0, np.uint64),
+        np.zeros((0, 5), np.uint64),
+        np.array(3.0),
+        np.arange(10, dtype=">u8")[::2],
+        np.arange(12, dtype=np.int32).reshape(3, 4).T,
+    ],
+    ids=["empty", "empty-rows", "scalar", "strided-big-endian", "transposed"],
+)
+def test_frames_keep_shape_dtype_and_values_of_any_array(array):
+    back = unpack(bytearray(pack({"a": array})))["a"]
+    assert back.dtype == array.dtype and back.shape == array.shape
+    assert np.array_equal(back, array)
 
 
 def test_a_party_without_a_certificate_of_the_ca_is_refused(certs, tmp_path):

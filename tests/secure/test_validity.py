@@ -23,6 +23,23 @@ def test_ring_product_with_a_sign_matrix_is_exact():
     assert np.array_equal(ring_matmul_signs(x, signs), reference(x, signs))
 
 
+@pytest.mark.parametrize("d", [2**20, 2**20 + 1])
+def test_ring_product_with_a_sign_matrix_is_exact_at_the_largest_sums(d):
+    # every 32-bit half at its maximum and every sign the same: the largest float64 sums
+    x = np.full((2, d), 2**64 - 1, dtype=np.uint64)
+    x[1, ::3] = 2**63
+    signs = np.ones((2, d), dtype=np.int8)
+    signs[1] = -1
+    expected = np.array(
+        [[(int(v) * d * s) % 2**64 for s in (1, -1)] for v in (2**64 - 1, 0)], dtype=object
+    )
+    expected[1] = [
+        ((2**63 * len(range(0, d, 3)) + (2**64 - 1) * (d - len(range(0, d, 3)))) * s) % 2**64
+        for s in (1, -1)
+    ]
+    assert np.array_equal(ring_matmul_signs(x, signs), expected.astype(np.uint64))
+
+
 def test_sketch_entries_are_minus_one_zero_one_with_quarter_half_quarter():
     seed = new_seed()
     sketch = sketch_matrix(seed, 64, 5000)

@@ -162,6 +162,9 @@ def test_ctrl_c_on_the_ray_engine_leaves_no_process_running(tmp_path, stop_signa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell's background job (e.g. CI started with `&`) hands its
+        # children SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 180
     started = False

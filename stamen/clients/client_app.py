@@ -13,6 +13,7 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,7 +83,10 @@ def train_handler(msg: Message, context: Context) -> Message:
         if attack:  # Byzantine clients use no momentum
             update = attack.poison_update(update, torch.Generator().manual_seed(seed))
         else:
-            update = apply_worker_momentum(context.state, update, experiment.worker_momentum)
+            store = node_state_file(experiment, partition_id)
+            update = apply_worker_momentum(
+                context.state, update, experiment.worker_momentum, server_round, store
+            )
         if secure:
             return secure_reply(msg, update, config, context.node_id, metrics, seed)
         state = with_delta(start, state, update)
@@ -236,6 +240,13 @@ def _experiment(items: tuple) -> Experiment:
 def node_partition(context: Context) -> tuple[int, int]:
     """This node's ``partition-id`` and ``num-partitions`` from its node config."""
     return int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
+
+
+def node_state_file(experiment: Experiment, partition_id: int) -> Path | None:
+    """Where a simulated node mirrors its own state (``node-state-dir``), if anywhere."""
+    if not experiment.node_state_dir:
+        return None
+    return Path(experiment.node_state_dir) / f"{partition_id}.pt"
 
 
 def load_global_model(

@@ -193,12 +193,14 @@ def cell_dir(out_dir: Path, cell: Cell) -> Path:
 def _run_cell(experiment: Experiment, out_dir: Path, threads: int, engine: str) -> None:
     from stamen.simulations.inline_engine import run_inline
     from stamen.simulations.ray_engine import run_ray
-    from stamen.simulations.results import RunRecorder
+    from stamen.simulations.results import CHECKPOINT_FILE, RunRecorder
     from stamen.simulations.server_app import quiet_flower_logs
 
     torch.set_num_threads(threads)
     quiet_flower_logs()
-    experiment = experiment.replace(out_dir=str(out_dir))
+    # A cell cut short (a stopped grid) continues from its last checkpoint.
+    resume = (Path(out_dir) / CHECKPOINT_FILE).exists()
+    experiment = experiment.replace(out_dir=str(out_dir), resume=resume)
     if engine == "ray":
         run_ray(experiment, out_dir)
     else:

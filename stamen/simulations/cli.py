@@ -70,8 +70,17 @@ def run(
         Engine, typer.Option(help="inline: one process; ray: Flower's engine.")
     ] = Engine.inline,
     out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the interrupted run in this folder from its checkpoint."),
+    ] = None,
 ) -> None:
     """Run one federated experiment and write its results folder."""
+    if resume is not None:
+        if config or set_ or out:
+            raise StamenError("--resume takes the run's own config: no --config, --set or --out")
+        config, out = resume / "config.toml", resume
+        set_ = ["resume=true"]
     experiment = load_experiment(config, set_ or [])
     out_dir = out or (
         Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment)

@@ -92,6 +92,8 @@ class Experiment:
     client_cpus: float = 1
     client_gpus: float = 0.0
     out_dir: str = ""
+    resume: bool = False
+    node_state_dir: str = ""
 
     def __post_init__(self) -> None:
         _check_types(self)

@@ -25,7 +25,7 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from stamen.clients.client_app import app as client_app
 from stamen.simulations.config import Experiment
-from stamen.simulations.results import RunRecorder
+from stamen.simulations.results import RunRecorder, with_node_state
 from stamen.simulations.server_app import run_experiment
 
 
@@ -104,5 +104,6 @@ class InlineGrid(Grid):
 
 def run_inline(experiment: Experiment, recorder: RunRecorder) -> dict:
     """Run ``experiment`` with all clients in this process; return the run summary."""
+    experiment = with_node_state(experiment, recorder.out_dir)
     grid = InlineGrid(client_app, experiment.to_run_config(), experiment.num_clients)
     return run_experiment(grid, experiment, recorder, engine="inline")

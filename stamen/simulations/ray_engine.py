@@ -31,7 +31,7 @@ import tomli_w
 from stamen.errors import StamenError
 from stamen.simulations.config import Experiment
 from stamen.simulations.processes import MARKER_VARIABLE, stop_run_processes
-from stamen.simulations.results import METRICS_FILE, Row
+from stamen.simulations.results import METRICS_FILE, Row, with_node_state
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -41,8 +41,9 @@ def run_ray(
 ) -> None:
     """Run ``experiment`` on Flower's Ray simulation engine; results go to ``out_dir``."""
     out_dir = Path(out_dir).resolve()
-    experiment = experiment.replace(out_dir=str(out_dir))
-    (out_dir / METRICS_FILE).unlink(missing_ok=True)  # progress must not show an old run's rows
+    experiment = with_node_state(experiment.replace(out_dir=str(out_dir)), out_dir)
+    if not experiment.resume:  # progress must not show an old run's rows
+        (out_dir / METRICS_FILE).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="stamen-flwr-") as home:
         home = Path(home)
         env = flower_env(home)

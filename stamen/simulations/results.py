@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from stamen.simulations.config import Experiment
 from stamen.simulations.plots import plot_accuracy
 
 METRICS_FILE = "metrics.csv"
+CHECKPOINT_FILE = "checkpoint.pt"  # the server's state after the last finished round
+NODES_DIR = "nodes"  # simulated nodes' own state (``node-state-dir``)
 COLUMNS = ("round", "scope", "metric", "value")
 
 
@@ -44,6 +47,12 @@ def default_out_dir(experiment: Experiment, root: Path = Path("runs")) -> Path:
     return root / f"{stamp}-{experiment.name}"
 
 
+def with_node_state(experiment: Experiment, out_dir: Path) -> Experiment:
+    """Simulated nodes mirror their own state in ``<out_dir>/nodes`` unless told elsewhere."""
+    folder = experiment.node_state_dir or str(Path(out_dir) / NODES_DIR)
+    return experiment.replace(node_state_dir=folder)
+
+
 class RunRecorder:
     """Writes one run's folder; ``on_row`` sees every metric row (for progress displays)."""
 
@@ -58,9 +67,20 @@ class RunRecorder:
         self.experiment = experiment
         self.on_row = on_row
         self.started = time.perf_counter()
-        _write_atomic(self.out_dir / "config.toml", tomli_w.dumps(experiment.to_run_config()))
-        with open(self.out_dir / METRICS_FILE, "w", newline="") as file:
-            csv.writer(file).writerow(COLUMNS)
+        config = experiment.replace(resume=False).to_run_config()
+        _write_atomic(self.out_dir / "config.toml", tomli_w.dumps(config))
+        if not (experiment.resume and (self.out_dir / METRICS_FILE).exists()):
+            with open(self.out_dir / METRICS_FILE, "w", newline="") as file:
+                csv.writer(file).writerow(COLUMNS)
+        if not experiment.resume:  # nothing of an earlier run in this folder may be resumed
+            (self.out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            shutil.rmtree(self.out_dir / NODES_DIR, ignore_errors=True)
+
+    def keep_rounds_through(self, server_round: int) -> None:
+        """On resume: drop the rows of rounds after the checkpoint's (a round cut short)."""
+        metrics = read_metrics(self.out_dir)
+        kept = metrics[metrics["round"] <= server_round]
+        _write_atomic(self.out_dir / METRICS_FILE, kept.to_csv(index=False))
 
     def add(self, server_round: int, scope: str, metrics: Mapping[str, float]) -> None:
         """Append one row per metric and flush, so finished rounds survive a crash."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from logging import WARNING
+from logging import INFO, WARNING
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +21,18 @@ from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
 from stamen.models.assignment import join_models, parse_client_models, split_models
 from stamen.secure.services import secure_services
+from stamen.simulations.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    restore_strategy_state,
+    save_checkpoint,
+    strategy_state,
+)
 from stamen.simulations.config import Experiment
 from stamen.simulations.ordered_grid import PartitionOrderedGrid
 from stamen.simulations.recorded_strategy import RecordedStrategy
 from stamen.simulations.results import RunRecorder, default_out_dir
+from stamen.simulations.rounds import run_rounds
 from stamen.strategies import build_strategy
 from stamen.strategies.secure import SecureStrategy
 from stamen.strategies.seeded_sampling import SeededSampling
@@ -70,19 +78,33 @@ def _run(
     strategy = RecordedStrategy(strategy, recorder, grid.traffic)
     config = experiment.to_run_config()
     initial_arrays = join_models({name: ArrayRecord(m.state_dict()) for name, m in models.items()})
+    arrays, first_round = initial_arrays, 1
+    if experiment.resume:
+        checkpoint = load_checkpoint(recorder.out_dir)
+        restore_strategy_state(built, checkpoint.strategy_state)
+        arrays, first_round = checkpoint.arrays, checkpoint.round + 1
+        recorder.keep_rounds_through(checkpoint.round)
+        log(INFO, "Resuming %s after round %d", recorder.out_dir, checkpoint.round)
+
+    def round_done(server_round: int, arrays: ArrayRecord) -> None:
+        checkpoint = Checkpoint(server_round, arrays, strategy_state(built))
+        save_checkpoint(recorder.out_dir, checkpoint)
+
     try:
-        result = strategy.start(
-            grid=grid,
-            initial_arrays=initial_arrays,
-            num_rounds=experiment.num_server_rounds,
-            train_config=ConfigRecord({key: config[key] for key in TRAIN_KEYS}),
-            evaluate_fn=server_evaluation(experiment, data, recorder),
+        arrays = run_rounds(
+            strategy,
+            grid,
+            arrays,
+            experiment.num_server_rounds,
+            ConfigRecord({key: config[key] for key in TRAIN_KEYS}),
+            server_evaluation(experiment, data, recorder),
+            round_done,
+            first_round,
         )
     finally:
         if isinstance(built, SecureStrategy):
             built.close()  # its channels to S2 and the dealer
-    # No arrays when no round had a valid reply: the model stays as it started.
-    final = split_models(result.arrays or initial_arrays, list(models))[experiment.model]
+    final = split_models(arrays, list(models))[experiment.model]
     model = models[experiment.model]
     model.load_state_dict(final.to_torch_state_dict())
     return recorder.finish(model, engine)

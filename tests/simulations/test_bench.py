@@ -53,6 +53,20 @@ def test_grid_runs_every_cell_in_parallel_and_resumes(tmp_path):
     assert list(table.aggregator) == ["mean", "median"] and list(table["count"]) == [2, 2]
 
 
+def test_a_cell_cut_short_continues_from_its_checkpoint(tmp_path):
+    grid = Grid("tiny", BASE, {"aggregator": ["mean"], "seed": [0]})
+    (cell,) = grid.cells()
+    run_grid([cell], tmp_path)
+    folder = cell_dir(tmp_path, cell)
+    (folder / "summary.json").unlink()  # as if stopped after its last checkpoint
+    with open(folder / "metrics.csv", "a") as file:
+        file.write("1,clients,planted,1.0\n")  # a fresh start would drop this row
+    statuses = []
+    run_grid([cell], tmp_path, on_cell=lambda c, s: statuses.append(s))
+    assert statuses == ["finished"] and (folder / "summary.json").exists()
+    assert "planted" in pd.read_csv(folder / "metrics.csv").metric.values
+
+
 def test_a_table_axis_sets_several_keys_together_and_they_become_columns(tmp_path):
     defense = [
         {"aggregator": "mean"},

@@ -91,6 +91,8 @@ class Experiment:
     eval_batch_size: int = 1000
     client_cpus: float = 1
     client_gpus: float = 0.0
+    round_timeout: float = 3600.0
+    min_replies: int = 1
     out_dir: str = ""
     resume: bool = False
     node_state_dir: str = ""
@@ -103,6 +105,7 @@ class Experiment:
             "batch_size",
             "eval_every",
             "eval_batch_size",
+            "min_replies",
             "distill_validation",
             "distill_batch_size",
             "distill_eval_every",
@@ -143,6 +146,8 @@ class Experiment:
             raise ConfigError("fraction-train must be > 0")
         if self.client_cpus <= 0:
             raise ConfigError(f"client-cpus must be > 0, got {self.client_cpus}")
+        if self.round_timeout <= 0:
+            raise ConfigError(f"round-timeout must be > 0 seconds, got {self.round_timeout}")
         # Each lookup raises a ConfigError naming the registered names.
         STRATEGIES.get(self.strategy)
         MODELS.get(self.model)

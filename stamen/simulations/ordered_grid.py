@@ -6,7 +6,8 @@ the order received, so the same seed would give different runs on different engi
 wrapper lists nodes by their ``partition-id`` (asked once with a ``query`` message) and
 returns replies in the order of the requests; with ``random`` reseeded per round
 (:mod:`stamen.strategies.seeded_sampling`), the same clients are sampled and summed in the
-same order on every engine. It also counts the training traffic (``traffic``).
+same order on every engine. It also counts the training traffic (``traffic``) and drops
+malformed training replies and silent nodes (``reply_screen``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
-from stamen.simulations.traffic import Traffic
+from stamen.simulations.reply_screen import NO_REPLY, Dropped, refusal
+from stamen.simulations.traffic import Traffic, is_training
 
 
 class PartitionOrderedGrid(Grid):
@@ -31,6 +33,7 @@ class PartitionOrderedGrid(Grid):
         self._timeout = timeout
         self._partition_of: dict[int, float] = {}
         self.traffic = traffic if traffic is not None else Traffic()
+        self.dropped: list[Dropped] = []
 
     def set_run(self, run: Run) -> None:
         self._grid.set_run(run)
@@ -69,9 +72,36 @@ class PartitionOrderedGrid(Grid):
         replies = list(self._grid.send_and_receive(messages, timeout=timeout))
         self.traffic.count(messages, replies)
         position = {msg.metadata.message_id: i for i, msg in enumerate(messages)}
-        return sorted(
+        replies = sorted(
             replies, key=lambda r: position.get(r.metadata.reply_to_message_id, len(position))
         )
+        return self._screen(messages, replies)
+
+    def take_dropped(self) -> list[Dropped]:
+        """The training replies dropped since the last call, with the reasons."""
+        dropped, self.dropped = self.dropped, []
+        return dropped
+
+    def _screen(self, messages: list[Message], replies: list[Message]) -> list[Message]:
+        sent = {m.metadata.message_id: m for m in messages if is_training(m)}
+        answered, kept = set(), []
+        for reply in replies:
+            request = sent.get(reply.metadata.reply_to_message_id)
+            reason = refusal(request, reply) if request is not None else None
+            answered.add(reply.metadata.reply_to_message_id)
+            if reason is None:
+                kept.append(reply)
+            else:
+                self._drop(reply.metadata.src_node_id, reason)
+        for message_id, message in sent.items():
+            if message_id not in answered:
+                self._drop(message.metadata.dst_node_id, NO_REPLY)
+        return kept
+
+    def _drop(self, node_id: int, reason: str) -> None:
+        partition = self.partition_id(node_id)
+        log(WARNING, "dropped node %s (partition %s): %s", node_id, partition, reason)
+        self.dropped.append(Dropped(node_id, reason))
 
     def _query_partitions(self, node_ids: list[int]) -> dict[int, float]:
         """Ask nodes for their partition id; nodes that cannot say sort last, by node id."""

@@ -1,43 +1,63 @@
 """A strategy wrapper that records each round's aggregated client metrics as it ends.
 
 Any flwr strategy keeps its behaviour while its metrics reach ``metrics.csv`` round by round,
-with the round's training traffic per client (``bytes-down``, ``bytes-up``) when given.
+with the round's training traffic per client (``bytes-down``, ``bytes-up``) and the clients
+the grid dropped (``dropped.csv``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from logging import WARNING
 
 from flwr.app import ArrayRecord, Message, MetricRecord
+from flwr.common.logger import log
 from flwr.serverapp.strategy import Strategy
 
+from stamen.simulations.ordered_grid import PartitionOrderedGrid
 from stamen.simulations.results import RunRecorder
-from stamen.simulations.traffic import Traffic
 from stamen.strategies.wrapper import StrategyWrapper
 
 
 class RecordedStrategy(StrategyWrapper):
-    """Runs ``strategy`` and writes its aggregated train/evaluate metrics to ``recorder``."""
+    """Runs ``strategy`` and writes its aggregated train/evaluate metrics to ``recorder``.
+
+    ``grid`` tells the round's traffic and the clients it dropped (``reply_screen``); a
+    round with fewer than ``min_replies`` valid replies is not aggregated (the model stays)."""
 
     def __init__(
-        self, strategy: Strategy, recorder: RunRecorder, traffic: Traffic | None = None
+        self,
+        strategy: Strategy,
+        recorder: RunRecorder,
+        grid: PartitionOrderedGrid,
+        min_replies: int = 1,
     ) -> None:
         super().__init__(strategy)
         self.recorder = recorder
-        self.traffic = traffic
+        self.grid = grid
+        self.min_replies = min_replies
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
-        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
-        failed = sum(reply.has_error() for reply in replies)
-        traffic = self.traffic.take() if self.traffic is not None else {}
-        self.recorder.add(
-            server_round,
-            "clients",
-            {**(metrics or {}), "replies": len(replies) - failed, "failures": failed, **traffic},
+        dropped = self.grid.take_dropped()
+        partition = self.grid.partition_id
+        self.recorder.add_dropped(
+            server_round, [(d.node_id, partition(d.node_id), d.reason) for d in dropped]
         )
+        counts = {"replies": len(replies), "failures": len(dropped), **self.grid.traffic.take()}
+        if 0 < len(replies) < self.min_replies:
+            log(
+                WARNING,
+                "round %d: %d valid replies, fewer than min-replies = %d: the model stays",
+                server_round,
+                len(replies),
+                self.min_replies,
+            )
+            replies, counts["skipped"] = [], 1
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        self.recorder.add(server_round, "clients", {**(metrics or {}), **counts})
         return arrays, metrics
 
     def aggregate_evaluate(

@@ -29,6 +29,7 @@ from stamen.simulations.plots import plot_accuracy
 
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_FILE = "checkpoint.pt"  # the server's state after the last finished round
+DROPPED_FILE = "dropped.csv"  # clients dropped from a round, and why
 NODES_DIR = "nodes"  # simulated nodes' own state (``node-state-dir``)
 COLUMNS = ("round", "scope", "metric", "value")
 
@@ -74,13 +75,16 @@ class RunRecorder:
                 csv.writer(file).writerow(COLUMNS)
         if not experiment.resume:  # nothing of an earlier run in this folder may be resumed
             (self.out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            (self.out_dir / DROPPED_FILE).unlink(missing_ok=True)
             shutil.rmtree(self.out_dir / NODES_DIR, ignore_errors=True)
 
     def keep_rounds_through(self, server_round: int) -> None:
         """On resume: drop the rows of rounds after the checkpoint's (a round cut short)."""
-        metrics = read_metrics(self.out_dir)
-        kept = metrics[metrics["round"] <= server_round]
-        _write_atomic(self.out_dir / METRICS_FILE, kept.to_csv(index=False))
+        for name in (METRICS_FILE, DROPPED_FILE):
+            if (self.out_dir / name).exists():
+                table = pd.read_csv(self.out_dir / name)
+                kept = table[table["round"] <= server_round]
+                _write_atomic(self.out_dir / name, kept.to_csv(index=False))
 
     def add(self, server_round: int, scope: str, metrics: Mapping[str, float]) -> None:
         """Append one row per metric and flush, so finished rounds survive a crash."""
@@ -94,6 +98,18 @@ class RunRecorder:
         if self.on_row:
             for row in rows:
                 self.on_row(row)
+
+    def add_dropped(self, server_round: int, dropped: list[tuple[int, int | None, str]]) -> None:
+        """Append ``(node-id, partition-id, reason)`` of each client dropped in the round."""
+        if not dropped:
+            return
+        path = self.out_dir / DROPPED_FILE
+        new = not path.exists()
+        with open(path, "a", newline="") as file:
+            writer = csv.writer(file)
+            if new:
+                writer.writerow(("round", "node-id", "partition-id", "reason"))
+            writer.writerows((server_round, *row) for row in dropped)
 
     def finish(self, model: torch.nn.Module, engine: str) -> dict:
         """Write the final model, ``summary.json`` and ``accuracy.png``; return the summary."""

@@ -75,7 +75,7 @@ def _run(
 ) -> dict:
     built = build_strategy(experiment, grid.partition_id)
     strategy = SeededSampling(built, experiment.seed)
-    strategy = RecordedStrategy(strategy, recorder, grid.traffic)
+    strategy = RecordedStrategy(strategy, recorder, grid, experiment.min_replies)
     config = experiment.to_run_config()
     initial_arrays = join_models({name: ArrayRecord(m.state_dict()) for name, m in models.items()})
     arrays, first_round = initial_arrays, 1
@@ -100,6 +100,7 @@ def _run(
             server_evaluation(experiment, data, recorder),
             round_done,
             first_round,
+            experiment.round_timeout,
         )
     finally:
         if isinstance(built, SecureStrategy):

@@ -31,8 +31,8 @@ class Traffic:
     messages: set[int] = field(default_factory=set)
 
     def count(self, messages: Iterable[Message], replies: Iterable[Message]) -> None:
-        messages = [m for m in messages if _is_training(m.metadata.message_type)]
-        replies = [r for r in replies if _is_training(r.metadata.message_type)]
+        messages = [m for m in messages if is_training(m)]
+        replies = [r for r in replies if is_training(r)]
         self.sent += sum(payload_bytes(m) for m in messages)
         self.received += sum(payload_bytes(r) for r in replies)
         self.messages.update(m.metadata.dst_node_id for m in messages)
@@ -45,6 +45,8 @@ class Traffic:
         return taken
 
 
-def _is_training(message_type: str) -> bool:
+def is_training(message: Message) -> bool:
+    """Training traffic: every message but evaluation and the partition query."""
+    message_type = message.metadata.message_type
     category = message_type.split(".")[0]
     return category != MessageType.EVALUATE and message_type != MessageType.QUERY

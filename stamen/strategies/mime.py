@@ -209,6 +209,7 @@ def _factory(lite: bool):
             lite=lite,
             server_lr=experiment.server_lr,
             gradient_batches=experiment.gradient_batches,
+            timeout=experiment.round_timeout,
             **sampling,
         )
 

@@ -62,7 +62,7 @@ def train_handler(msg: Message, context: Context) -> Message:
     server_round = int(config.get("server-round", 0))
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
     data = dataset_of(experiment)
-    attack = client_attack(experiment, partition_id)
+    attack = client_attack(experiment, partition_id, node_attack(context))
     secure = "secure-key" in config
     sends_update = attack is not None or experiment.worker_momentum > 0 or secure
     start = {k: v.clone() for k, v in model.state_dict().items()} if sends_update else {}
@@ -235,6 +235,12 @@ def experiment_of(context: Context) -> Experiment:
 @functools.lru_cache(maxsize=8)
 def _experiment(items: tuple) -> Experiment:
     return Experiment.from_run_config(dict(items))
+
+
+def node_attack(context: Context) -> str | None:
+    """The node config's ``attack``: a deployment's red-team node (client attacks only)."""
+    attack = context.node_config.get("attack")
+    return str(attack) if attack else None
 
 
 def node_partition(context: Context) -> tuple[int, int]:

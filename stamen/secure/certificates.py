@@ -21,8 +21,13 @@ PARTIES = ("s1", "s2", "dealer")
 _VALID = datetime.timedelta(days=30)
 
 
-def make_certificates(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Path:
-    """Write the CA and every party's certificate and key; returns ``folder``."""
+def make_certificates(
+    folder: Path,
+    hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+    parties: tuple[str, ...] = PARTIES,
+) -> Path:
+    """Write the CA and every party's certificate and key; returns ``folder``. A Flower
+    deployment uses it for its SuperLink (``parties=("superlink",)``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -35,7 +40,7 @@ def make_certificates(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "loca
     )
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     names = [_general_name(host) for host in hosts]
-    for party in PARTIES:
+    for party in parties:
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, party)])
         cert = (

@@ -38,7 +38,7 @@ from stamen.simulations.bench_report import (
 from stamen.simulations.config import Experiment, parse_assignment
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.progress import RoundProgress
-from stamen.simulations.ray_engine import run_ray
+from stamen.simulations.ray_engine import run_ray, write_app
 from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.simulations.server_app import quiet_flower_logs
 
@@ -208,6 +208,40 @@ def secure_certs(
 
     make_certificates(out, tuple(host or ("127.0.0.1", "localhost")))
     console.print(f"certificates in {out}: give each party its own key and ca.pem")
+
+
+@cli.command()
+def app(
+    out: Annotated[Path, typer.Argument(help="Folder to write the Flower App to (new).")],
+    config: ConfigOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Write a Flower App of Stamen's components with this run config, for `flwr run`."""
+    experiment = load_experiment(config, set_ or [])
+    if out.exists():
+        raise StamenError(f"{out} exists: give a new folder")
+    write_app(out, experiment)
+    console.print(f"Flower App in {out}: flwr run {out} <connection> --stream")
+
+
+@cli.command("deploy-keys")
+def deploy_keys(
+    out: Annotated[Path, typer.Argument(help="Folder for the TLS files and node keys.")],
+    nodes: Annotated[int, typer.Option(help="SuperNode key pairs to make.")] = 3,
+    host: Annotated[list[str] | None, typer.Option(help="Address the SuperLink runs on.")] = None,
+) -> None:
+    """Make a CA, the SuperLink's TLS certificate and SuperNode authentication keys."""
+    from stamen.node_keys import make_node_keys
+    from stamen.secure.certificates import make_certificates
+
+    if nodes < 1:
+        raise StamenError(f"--nodes must be at least 1, got {nodes}")
+    make_certificates(out, tuple(host or ("127.0.0.1", "localhost")), parties=("superlink",))
+    make_node_keys(out / "nodes", [f"node{i}" for i in range(nodes)])
+    console.print(
+        f"in {out}: ca.pem, superlink.pem and superlink.key for the SuperLink; "
+        f"nodes/node<i> (keep on node i) and nodes/node<i>.pub (register with the SuperLink)"
+    )
 
 
 def _serve(party: str, listen: str, certs: Path, ready_file: Path | None) -> None:

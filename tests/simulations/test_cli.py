@@ -186,3 +186,27 @@ def test_ctrl_c_on_the_ray_engine_leaves_no_process_running(tmp_path, stop_signa
     assert processes_with(marker) == []
     assert alive(started) == set()
     assert "clients" in (out / "metrics.csv").read_text()  # finished rounds are kept
+
+
+def test_app_writes_a_flower_app_with_the_run_config_and_keeps_existing_folders(tmp_path):
+    import tomllib
+
+    result = stamen("app", str(tmp_path / "app"), *TINY, "--set", "strategy=robust")
+    assert result.returncode == 0, result.stderr
+    project = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())
+    app = project["tool"]["flwr"]["app"]
+    assert app["components"]["clientapp"] == "stamen.clients.client_app:app"
+    assert app["config"]["strategy"] == "robust" and app["config"]["num-clients"] == 3
+    again = stamen("app", str(tmp_path / "app"), *TINY)
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_deploy_keys_makes_superlink_tls_and_openssh_node_keys(tmp_path):
+    result = stamen("deploy-keys", str(tmp_path / "keys"), "--nodes", "2")
+    assert result.returncode == 0, result.stderr
+    names = {p.name for p in (tmp_path / "keys").iterdir()}
+    assert {"ca.pem", "superlink.pem", "superlink.key", "nodes"} <= names
+    public = (tmp_path / "keys" / "nodes" / "node1.pub").read_text()
+    assert public.startswith("ecdsa-sha2-nistp384 ")
+    private = (tmp_path / "keys" / "nodes" / "node1").read_text()
+    assert private.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")

@@ -91,6 +91,7 @@ class Experiment:
     eval_batch_size: int = 1000
     client_cpus: float = 1
     client_gpus: float = 0.0
+    ray_address: str = ""
     round_timeout: float = 3600.0
     min_replies: int = 1
     out_dir: str = ""

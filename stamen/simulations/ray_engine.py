@@ -47,6 +47,8 @@ def run_ray(
     with tempfile.TemporaryDirectory(prefix="stamen-flwr-") as home:
         home = Path(home)
         env = flower_env(home)
+        if experiment.ray_address:  # Flower's ray.init() joins the cluster named here
+            env["RAY_ADDRESS"] = experiment.ray_address
         app_dir = write_app(home / "app", experiment)
         with superlink(home, env) as address:
             write_connection(home, address)

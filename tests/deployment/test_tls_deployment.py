@@ -1,7 +1,8 @@
 """A real Flower deployment on 127.0.0.1: a SuperLink with TLS and SuperNode authentication,
 four SuperNodes running Stamen's ClientApp (one a sign-flipping red-team node), an
 unregistered SuperNode that is refused, and ``flwr run`` with bucketing + centered clipping,
-then with secure two-server Krum (S2 and the dealer as separate services).
+then with secure two-server Krum (S2 and the dealer as separate services), then a run in
+which one SuperNode is killed after the first round.
 Every process is started here and stopped here, by its process group's PID."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from stamen.simulations.ray_engine import write_app
 
 NODES = 4
 ATTACKER = 3  # partition id of the red-team node
+KILLED = 2  # partition id of the SuperNode killed mid-run
 ACCURACY_BOUND = 0.5  # synthetic data, 3 rounds: 0.68 without attack, 0.59 in-process with it
 
 
@@ -192,10 +194,30 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
             out_dir=str(tmp_path / "run-secure"),
         )
         flwr("run", str(write_app(tmp_path / "app-secure", secure)), "tls", "--stream")
+
+        # A SuperNode killed mid-run: its round drops it (reply or timeout), the run goes on
+        # with the three others.
+        faulty = experiment.replace(
+            min_available_clients=NODES - 1,
+            round_timeout=30.0,
+            out_dir=str(tmp_path / "run-fault"),
+        )
+        app = write_app(tmp_path / "app-fault", faulty)
+        run = processes.start("flwr-run-fault", ["flwr", "run", str(app), "tls", "--stream"])
+        first_round = tmp_path / "run-fault" / "metrics.csv"
+        deadline = time.monotonic() + 300
+        while not (first_round.exists() and "1,clients,replies" in first_round.read_text()):
+            assert run.poll() is None and time.monotonic() < deadline, "round 1 did not end"
+            time.sleep(0.2)
+        os.killpg(nodes[KILLED].pid, signal.SIGKILL)
+        assert run.wait(600) == 0
         runs = json.loads(flwr("ls", "tls", "--format", "json"))["runs"]
-        assert [run["status"] for run in runs] == ["finished:completed"] * 2
+        assert [run["status"] for run in runs] == ["finished:completed"] * 3
     finally:
         processes.stop()
+    metrics = pd.read_csv(tmp_path / "run-fault" / "metrics.csv")
+    assert metrics[metrics.scope == "server"]["round"].max() == 3
+    assert metrics[metrics.metric == "replies"].value.tolist()[-1] == NODES - 1
     for folder in (out, tmp_path / "run-secure"):
         metrics = pd.read_csv(folder / "metrics.csv")
         accuracy = metrics[(metrics.scope == "server") & (metrics.metric == "accuracy")]

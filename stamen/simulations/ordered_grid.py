@@ -91,8 +91,8 @@ class PartitionOrderedGrid(Grid):
             answered.add(reply.metadata.reply_to_message_id)
             if reason is None:
                 kept.append(reply)
-            else:
-                self._drop(reply.metadata.src_node_id, reason)
+            else:  # the node asked (an error reply may come from the SuperLink itself)
+                self._drop(request.metadata.dst_node_id, reason)
         for message_id, message in sent.items():
             if message_id not in answered:
                 self._drop(message.metadata.dst_node_id, NO_REPLY)

@@ -218,6 +218,8 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
     metrics = pd.read_csv(tmp_path / "run-fault" / "metrics.csv")
     assert metrics[metrics.scope == "server"]["round"].max() == 3
     assert metrics[metrics.metric == "replies"].value.tolist()[-1] == NODES - 1
+    dropped = pd.read_csv(tmp_path / "run-fault" / "dropped.csv")
+    assert set(dropped["partition-id"]) == {KILLED} and set(dropped["round"]) <= {2, 3}
     for folder in (out, tmp_path / "run-secure"):
         metrics = pd.read_csv(folder / "metrics.csv")
         accuracy = metrics[(metrics.scope == "server") & (metrics.metric == "accuracy")]

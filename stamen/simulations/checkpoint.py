@@ -6,7 +6,7 @@ Mime's optimizer state, FedDF's students) or the attributes of flwr's own (e.g. 
 momentum vector). No random state is needed: every draw of the server (client sampling,
 bucketing, simulated attacks) and of the clients is seeded from ``(seed, round, ...)``, so
 round ``r + 1`` draws the same whether or not the run stopped after round ``r``. Clients'
-own state (worker momentum) is kept by the nodes (``stamen.clients.node_state``).
+own state (worker momentum) is kept by the nodes (``stamen.clients.worker_momentum``).
 
 The file is a pickle (``torch.save``): load only checkpoints of your own runs.
 """

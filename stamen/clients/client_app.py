@@ -4,7 +4,8 @@ Handlers only translate messages: they unpack ``"arrays"`` and ``"config"``, cal
 functions of :mod:`stamen.clients.training`, and reply with ``"arrays"`` and a
 ``MetricRecord`` holding ``"num-examples"``, as Flower's own strategies expect. Settings a
 message does not carry fall back to the run config, so flwr's built-in strategies work too.
-The node's data comes from its node config (``partition-id``, ``num-partitions``).
+The node's data comes from its node config: its partition (``partition-id``,
+``num-partitions``) of the run's data set, or its own files (``data``).
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ def train_handler(msg: Message, context: Context) -> Message:
     if STATE_KEY in msg.content:
         return mime_train_handler(msg, context)
     experiment = experiment_of(context)
-    partition_id, num_partitions = node_partition(context)
+    partition_id, _ = node_partition(context)
     config = msg.content.get("config", {})
     model, device = load_global_model(experiment, msg.content["arrays"], config.get("model"))
     server_round = int(config.get("server-round", 0))
     seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
-    data = dataset_of(experiment)
+    data, indices = node_data(experiment, context, "train")
     attack = client_attack(experiment, partition_id, node_attack(context))
     secure = "secure-key" in config
     sends_update = attack is not None or experiment.worker_momentum > 0 or secure
@@ -71,7 +72,7 @@ def train_handler(msg: Message, context: Context) -> Message:
         metrics = train(
             model,
             data,
-            train_partitions(experiment, num_partitions)[partition_id],
+            indices,
             TrainSettings.from_config(config, experiment),
             client_rng(experiment.seed, server_round, partition_id),
             device,
@@ -171,12 +172,11 @@ class _MimeTask:
     @classmethod
     def of(cls, msg: Message, context: Context) -> _MimeTask:
         experiment = experiment_of(context)
-        partition_id, num_partitions = node_partition(context)
+        partition_id, _ = node_partition(context)
         config = msg.content["config"]
         model, device = load_global_model(experiment, msg.content["arrays"])
-        indices = train_partitions(experiment, num_partitions)[partition_id]
+        data, indices = node_data(experiment, context, "train")
         server_round = int(config.get("server-round", 0))
-        data = dataset_of(experiment)
         return cls(experiment, config, partition_id, server_round, model, device, data, indices)
 
     @contextlib.contextmanager
@@ -205,18 +205,10 @@ class _MimeTask:
 def evaluate_handler(msg: Message, context: Context) -> Message:
     """Evaluate the global model on this client's share of the test split."""
     experiment = experiment_of(context)
-    partition_id, num_partitions = node_partition(context)
     config = msg.content.get("config", {})
     model, device = load_global_model(experiment, msg.content["arrays"], config.get("model"))
-    data = dataset_of(experiment)
-    metrics = evaluate(
-        model,
-        data,
-        data.test,
-        test_partitions(experiment, num_partitions)[partition_id],
-        experiment.eval_batch_size,
-        device,
-    )
+    data, indices = node_data(experiment, context, "test")
+    metrics = evaluate(model, data, data.test, indices, experiment.eval_batch_size, device)
     return Message(RecordDict({"metrics": MetricRecord(metrics)}), reply_to=msg)
 
 
@@ -246,6 +238,21 @@ def node_attack(context: Context) -> str | None:
 def node_partition(context: Context) -> tuple[int, int]:
     """This node's ``partition-id`` and ``num-partitions`` from its node config."""
     return int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
+
+
+def node_data(
+    experiment: Experiment, context: Context, split: str
+) -> tuple[FederatedDataset, np.ndarray]:
+    """This node's data set and its samples of ``split`` (``"train"`` or ``"test"``): all of
+    its own files when its node config names them (``data = "npz:/data/mine.npz"``, any data
+    set spec, of the run's kind and shape), else its partition of the run's data set."""
+    spec = context.node_config.get("data")
+    if spec:
+        data = load_dataset(str(spec), seed=experiment.seed)
+        return data, np.arange(len(data.train if split == "train" else data.test))
+    partition_id, num_partitions = node_partition(context)
+    partitions = train_partitions if split == "train" else test_partitions
+    return dataset_of(experiment), partitions(experiment, num_partitions)[partition_id]
 
 
 def node_state_file(experiment: Experiment, partition_id: int) -> Path | None:

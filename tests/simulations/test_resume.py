@@ -34,11 +34,23 @@ STATEFUL = {
     ),
     "mime-adam": dict(strategy="mime", base_optimizer="adam", lr=0.01, gradient_batches=2),
     "fedavgm": dict(strategy="fedavgm", server_momentum=0.9, server_lr=0.5),
+    # one student per architecture
+    "feddf-heterogeneous": dict(
+        strategy="feddf",
+        server_holdout=0.2,
+        distill_validation=50,
+        client_models="mlp:0.5, logreg:0.5",
+        distill_steps=10,
+        distill_eval_every=5,
+        distill_batch_size=32,
+    ),
 }
 
 
 def comparable(out_dir):
+    """The run's metrics without wall-clock timings (e.g. FedDF's distill-seconds)."""
     metrics = read_metrics(out_dir)
+    metrics = metrics[~metrics.metric.str.contains("seconds")]
     return metrics.sort_values(["round", "scope", "metric"]).reset_index(drop=True)
 
 

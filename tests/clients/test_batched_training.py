@@ -1,0 +1,65 @@
+"""Batched local SGD (torch.func) equals ``training.train`` run one client at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stamen.clients.batched_training import BatchedSGD
+from stamen.clients.training import TrainSettings, minibatches, train
+from stamen.datasets import FederatedDataset, Split
+from stamen.models import create_model
+
+CLIENTS, STEPS, BATCH = 3, 2, 8
+
+
+def image_data(rng: np.random.Generator) -> FederatedDataset:
+    """Tiny MNIST-shaped images, so that the bucketing CNN (two dropout layers) applies."""
+    n = CLIENTS * STEPS * BATCH
+    split = Split(rng.integers(0, 256, (n, 1, 12, 12), dtype=np.uint8), rng.integers(0, 10, n))
+    return FederatedDataset("tiny", split, split, 10, (1, 12, 12), "image")
+
+
+@pytest.mark.parametrize(
+    ("model_name", "momentum", "weight_decay"),
+    [("cnn", 0.0, 0.0), ("cnn", 0.9, 1e-3), ("mlp", 0.5, 0.0)],
+)
+def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay):
+    data = image_data(np.random.default_rng(0))
+    global_model = create_model(model_name, data.input_shape, data.num_classes, seed=0)
+    start = {k: v.clone() for k, v in global_model.state_dict().items()}
+    seeds = [11, 22, 33]
+    # each client's batches, in order (local-steps mode draws them from its rng)
+    settings = TrainSettings(
+        local_steps=STEPS, batch_size=BATCH, lr=0.1, momentum=momentum, weight_decay=weight_decay
+    )
+    owned = np.arange(CLIENTS * STEPS * BATCH).reshape(CLIENTS, STEPS * BATCH)
+    alone, inputs, labels = [], [], []
+    for client, seed in enumerate(seeds):
+        model = create_model(model_name, data.input_shape, data.num_classes, seed=0)
+        model.load_state_dict(start)
+        batches = []
+        rng = np.random.default_rng(client)
+        torch.manual_seed(seed)
+        train(model, data, owned[client], settings, rng, torch.device("cpu"))
+        alone.append({k: v.detach() for k, v in model.named_parameters()})
+        for batch in minibatches(owned[client], settings, np.random.default_rng(client)):
+            batches.append(data.to_tensors(data.train, batch))
+        inputs.append(torch.stack([x for x, _ in batches]))
+        labels.append(torch.stack([y for _, y in batches]))
+    batched = BatchedSGD(global_model, lr=0.1, momentum=momentum, weight_decay=weight_decay).run(
+        torch.stack(inputs), torch.stack(labels), seeds
+    )
+    for client in range(CLIENTS):
+        for name, value in alone[client].items():
+            torch.testing.assert_close(batched[name][client], value, atol=1e-5, rtol=1e-4)
+    # and the clients did differ (own batches, own dropout masks)
+    first = next(iter(batched.values()))
+    assert not torch.allclose(first[0], first[1])
+
+
+def test_a_model_with_batch_norm_is_refused():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        BatchedSGD(model, lr=0.1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 from torch.nn.utils import parameters_to_vector
 
+from stamen.attacks import ClientAttack
 from stamen.clients.byzantine import client_attack
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
 from stamen.clients.mime_training import full_batch_gradient, mime_train
@@ -56,43 +57,92 @@ def train_handler(msg: Message, context: Context) -> Message:
     """Load the global model, train locally, and reply with the new model."""
     if STATE_KEY in msg.content:
         return mime_train_handler(msg, context)
-    experiment = experiment_of(context)
-    partition_id, _ = node_partition(context)
-    config = msg.content.get("config", {})
-    model, device = load_global_model(experiment, msg.content["arrays"], config.get("model"))
-    server_round = int(config.get("server-round", 0))
-    seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
-    data, indices = node_data(experiment, context, "train")
-    attack = client_attack(experiment, partition_id, node_attack(context))
-    secure = "secure-key" in config
-    sends_update = attack is not None or experiment.worker_momentum > 0 or secure
-    start = {k: v.clone() for k, v in model.state_dict().items()} if sends_update else {}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        metrics = train(
-            model,
-            data,
-            indices,
-            TrainSettings.from_config(config, experiment),
-            client_rng(experiment.seed, server_round, partition_id),
-            device,
-            label_map=(lambda y: attack.poison_labels(y, data.num_classes)) if attack else None,
-        )
-    state = model.state_dict()
-    if sends_update:
-        update = flat_delta(start, state)
+    task = LocalTraining.of(msg, context)
+    return task.reply(task.model.state_dict(), task.run())
+
+
+@dataclass
+class LocalTraining:
+    """One train message's work: local SGD on this node's data (``run``, or several nodes
+    at once in ``batched_engine``), then the reply (``reply``): the model, or the update
+    after the node's attack or worker momentum, or its secure shares."""
+
+    msg: Message
+    context: Context
+    experiment: Experiment
+    config: ConfigRecord
+    partition_id: int
+    server_round: int
+    seed: int
+    data: FederatedDataset
+    indices: np.ndarray
+    settings: TrainSettings
+    attack: ClientAttack | None
+    model: torch.nn.Module
+    device: torch.device
+    start: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, msg: Message, context: Context) -> LocalTraining:
+        experiment = experiment_of(context)
+        partition_id, _ = node_partition(context)
+        config = msg.content.get("config", ConfigRecord())
+        model, device = load_global_model(experiment, msg.content["arrays"], config.get("model"))
+        server_round = int(config.get("server-round", 0))
+        seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
+        data, indices = node_data(experiment, context, "train")
+        attack = client_attack(experiment, partition_id, node_attack(context))
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        settings = TrainSettings.from_config(config, experiment)
+        return cls(
+            msg, context, experiment, config, partition_id, server_round, seed, data, indices,
+            settings, attack, model, device, start,
+        )  # fmt: skip
+
+    def rng(self) -> np.random.Generator:
+        """The node's batch stream of this round."""
+        return client_rng(self.experiment.seed, self.server_round, self.partition_id)
+
+    def label_map(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        attack, classes = self.attack, self.data.num_classes
+        return (lambda y: attack.poison_labels(y, classes)) if attack else None
+
+    def run(self) -> dict[str, float]:
+        """Train ``model`` in place, one client alone; return its metrics."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed)
+            return train(
+                self.model,
+                self.data,
+                self.indices,
+                self.settings,
+                self.rng(),
+                self.device,
+                label_map=self.label_map(),
+            )
+
+    def reply(self, state: dict[str, torch.Tensor], metrics: dict[str, float]) -> Message:
+        """The reply for the trained ``state`` (a state dict)."""
+        experiment, attack = self.experiment, self.attack
+        secure = "secure-key" in self.config
+        if attack is None and experiment.worker_momentum == 0 and not secure:
+            content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+            return Message(content, reply_to=self.msg)
+        update = flat_delta(self.start, state)
         if attack:  # Byzantine clients use no momentum
-            update = attack.poison_update(update, torch.Generator().manual_seed(seed))
+            update = attack.poison_update(update, torch.Generator().manual_seed(self.seed))
         else:
-            store = node_state_file(experiment, partition_id)
+            store = node_state_file(experiment, self.partition_id)
             update = apply_worker_momentum(
-                context.state, update, experiment.worker_momentum, server_round, store
+                self.context.state, update, experiment.worker_momentum, self.server_round, store
             )
         if secure:
-            return secure_reply(msg, update, config, context.node_id, metrics, seed)
-        state = with_delta(start, state, update)
-    content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
-    return Message(content, reply_to=msg)
+            node = self.context.node_id
+            return secure_reply(self.msg, update, self.config, node, metrics, self.seed)
+        state = with_delta(self.start, state, update)
+        content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+        return Message(content, reply_to=self.msg)
 
 
 def secure_reply(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
 # Batch statistics mix a client's samples with the running state: not a per-client function.
 _UNBATCHABLE = (nn.modules.batchnorm._BatchNorm,)
@@ -62,10 +62,11 @@ class BatchedSGD:
 
     def run(
         self, inputs: torch.Tensor, labels: torch.Tensor, seeds: list[int]
-    ) -> dict[str, torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``inputs`` (K, steps, B, ...) and ``labels`` (K, steps, B): client k's batch of
         each step; ``seeds``: client k's torch seed. Returns the clients' parameters after
-        the steps, each stacked along a first axis of size K."""
+        the steps, each stacked along a first axis of size K, and each client's mean
+        training loss over its steps (K,)."""
         clients, steps, batch = labels.shape
         if not self.dropouts:
             self._find_dropouts(inputs[0, 0])
@@ -73,10 +74,12 @@ class BatchedSGD:
         params = {n: p.expand(clients, *p.shape).clone() for n, p in start.items()}
         velocity: dict[str, torch.Tensor] = {}
         generators = [torch.Generator(inputs.device).manual_seed(seed) for seed in seeds]
-        step_grad = vmap(grad(self._loss))
+        step_grad = vmap(grad_and_value(self._loss))
+        losses = torch.zeros(clients, device=inputs.device)
         for step in range(steps):
             masks = self._masks(generators, batch, inputs.device)
-            grads = step_grad(params, masks, inputs[:, step], labels[:, step])
+            grads, loss = step_grad(params, masks, inputs[:, step], labels[:, step])
+            losses += loss.detach()
             for name, g in grads.items():
                 if self.weight_decay:
                     g = g + self.weight_decay * params[name]
@@ -84,7 +87,7 @@ class BatchedSGD:
                     velocity[name] = g if step == 0 else self.momentum * velocity[name] + g
                     g = velocity[name]
                 params[name] = params[name] - self.lr * g
-        return params
+        return params, losses / steps
 
     def _loss(self, params, masks, x, y) -> torch.Tensor:  # noqa: ANN001 (torch.func pytrees)
         buffers = {f"{name}.mask": mask for name, mask in masks.items()}

@@ -29,6 +29,7 @@ from stamen.strategies.robust import pipeline_of
 
 MIME_STRATEGIES = ("mime", "mimelite")
 DEVICES = ("auto", "cpu", "cuda")
+BATCH_CLIENTS = ("auto", "on", "off")  # in-process engine: train a round's clients together
 # "same": Byzantine clients get their share by `partition` like everyone; "iid": iid samples.
 BYZANTINE_DATA = ("same", "iid")
 
@@ -92,6 +93,7 @@ class Experiment:
     client_cpus: float = 1
     client_gpus: float = 0.0
     ray_address: str = ""
+    batch_clients: str = "auto"
     round_timeout: float = 3600.0
     min_replies: int = 1
     out_dir: str = ""
@@ -147,6 +149,9 @@ class Experiment:
             raise ConfigError("fraction-train must be > 0")
         if self.client_cpus <= 0:
             raise ConfigError(f"client-cpus must be > 0, got {self.client_cpus}")
+        if self.batch_clients not in BATCH_CLIENTS:
+            allowed = ", ".join(BATCH_CLIENTS)
+            raise ConfigError(f"batch-clients must be one of {allowed}, got {self.batch_clients!r}")
         if self.round_timeout <= 0:
             raise ConfigError(f"round-timeout must be > 0 seconds, got {self.round_timeout}")
         # Each lookup raises a ConfigError naming the registered names.

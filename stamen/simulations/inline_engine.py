@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Iterable
-from logging import ERROR
+from logging import ERROR, WARNING
 from uuid import uuid4
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Error, Message, MessageType, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.common.logger import log
@@ -23,7 +23,10 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
+from stamen.clients.batched_round import train_together
+from stamen.clients.client_app import LocalTraining
 from stamen.clients.client_app import app as client_app
+from stamen.clients.training import resolve_device
 from stamen.simulations.config import Experiment
 from stamen.simulations.results import RunRecorder, with_node_state
 from stamen.simulations.server_app import run_experiment
@@ -33,9 +36,16 @@ class InlineGrid(Grid):
     """Delivers messages to ``client_app`` in this process, for ``num_nodes`` virtual nodes."""
 
     def __init__(
-        self, client_app: ClientApp, run_config: dict, num_nodes: int, run_id: int = 1
+        self,
+        client_app: ClientApp,
+        run_config: dict,
+        num_nodes: int,
+        run_id: int = 1,
+        batch_clients: bool = False,
     ) -> None:
         self._client_app = client_app
+        self.batch_clients = batch_clients
+        self._said: set[str] = set()
         # Messages take their sender and run from the process's task identity, which
         # Flower's runtimes set before a ServerApp starts; this engine is that runtime.
         TaskIdentity.task_id = run_id
@@ -71,12 +81,32 @@ class InlineGrid(Grid):
 
     def push_messages(self, messages: Iterable[Message]) -> list[str]:
         """Run the ClientApp on each message now; replies wait for ``pull_messages``."""
-        ids = []
+        messages = list(messages)
         for message in messages:
             message.metadata.__dict__["_message_id"] = uuid4().hex
-            self._replies[message.metadata.message_id] = self._deliver(message)
-            ids.append(message.metadata.message_id)
-        return ids
+        together = self._train_together(messages) if self.batch_clients else {}
+        for message in messages:
+            reply = together.get(message.metadata.message_id) or self._deliver(message)
+            self._replies[message.metadata.message_id] = _stamped(reply)
+        return [message.metadata.message_id for message in messages]
+
+    def _train_together(self, messages: list[Message]) -> dict[str, Message]:
+        """Replies to the round's train messages trained as one batch (``batched_round``),
+        by message id; none when they cannot be (said once per reason)."""
+        train = [m for m in messages if m.metadata.message_type.startswith(MessageType.TRAIN)]
+        if len(train) < 2:
+            return {}
+        try:
+            tasks = [LocalTraining.of(m, self._contexts[m.metadata.dst_node_id]) for m in train]
+            replies = train_together(tasks)
+        except Exception as exc:  # noqa: BLE001  the one-by-one path reports client errors
+            replies = f"a client failed to prepare ({exc!r})"
+        if isinstance(replies, str):
+            if replies not in self._said:
+                log(WARNING, "Training clients one by one: %s", replies)
+                self._said.add(replies)
+            return {}
+        return {m.metadata.message_id: r for m, r in zip(train, replies, strict=True)}
 
     def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
         return [self._replies.pop(i) for i in message_ids if i in self._replies]
@@ -97,13 +127,22 @@ class InlineGrid(Grid):
             log(ERROR, traceback.format_exc())
             error = Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=repr(exc))
             reply = Message(error, reply_to=message)
-        reply.metadata.__dict__["_message_id"] = uuid4().hex
-        reply.metadata.__dict__["_delivered_at"] = str(time.time())
         return reply
+
+
+def _stamped(reply: Message) -> Message:
+    reply.metadata.__dict__["_message_id"] = uuid4().hex
+    reply.metadata.__dict__["_delivered_at"] = str(time.time())
+    return reply
 
 
 def run_inline(experiment: Experiment, recorder: RunRecorder) -> dict:
     """Run ``experiment`` with all clients in this process; return the run summary."""
     experiment = with_node_state(experiment, recorder.out_dir)
-    grid = InlineGrid(client_app, experiment.to_run_config(), experiment.num_clients)
+    batch = experiment.batch_clients == "on" or (
+        experiment.batch_clients == "auto" and resolve_device(experiment.device).type == "cuda"
+    )
+    grid = InlineGrid(
+        client_app, experiment.to_run_config(), experiment.num_clients, batch_clients=batch
+    )
     return run_experiment(grid, experiment, recorder, engine="inline")

@@ -42,18 +42,20 @@ def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay):
         batches = []
         rng = np.random.default_rng(client)
         torch.manual_seed(seed)
-        train(model, data, owned[client], settings, rng, torch.device("cpu"))
-        alone.append({k: v.detach() for k, v in model.named_parameters()})
+        metrics = train(model, data, owned[client], settings, rng, torch.device("cpu"))
+        alone.append(({k: v.detach() for k, v in model.named_parameters()}, metrics))
         for batch in minibatches(owned[client], settings, np.random.default_rng(client)):
             batches.append(data.to_tensors(data.train, batch))
         inputs.append(torch.stack([x for x, _ in batches]))
         labels.append(torch.stack([y for _, y in batches]))
-    batched = BatchedSGD(global_model, lr=0.1, momentum=momentum, weight_decay=weight_decay).run(
-        torch.stack(inputs), torch.stack(labels), seeds
-    )
+    batched, losses = BatchedSGD(
+        global_model, lr=0.1, momentum=momentum, weight_decay=weight_decay
+    ).run(torch.stack(inputs), torch.stack(labels), seeds)
     for client in range(CLIENTS):
-        for name, value in alone[client].items():
+        params, metrics = alone[client]
+        for name, value in params.items():
             torch.testing.assert_close(batched[name][client], value, atol=1e-5, rtol=1e-4)
+        assert float(losses[client]) == pytest.approx(metrics["train-loss"], rel=1e-5)
     # and the clients did differ (own batches, own dropout masks)
     first = next(iter(batched.values()))
     assert not torch.allclose(first[0], first[1])

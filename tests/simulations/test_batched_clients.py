@@ -1,0 +1,62 @@
+"""``batch-clients``: the in-process engine trains a round's clients together, with the
+same results as one by one, and falls back (saying why, once) where it cannot."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+import torch
+
+from stamen.simulations.inline_engine import run_inline
+from stamen.simulations.results import RunRecorder
+
+SETTINGS = {
+    # the robustness regime: one gradient per round, a client attack, worker momentum
+    "robust-one-step": dict(
+        strategy="robust",
+        aggregator="bucketing(s=2) | cclip(tau=1, iters=3)",
+        attack="sign-flip",
+        num_byzantine=1,
+        worker_momentum=0.9,
+        local_steps=1,
+        lr=1.0,
+        momentum=0.0,
+        server_lr=0.1,
+    ),
+    # FedAvg-style local training: several steps with momentum, sampled clients
+    "fedavg-local-steps": dict(local_steps=3, momentum=0.9, fraction_train=0.5),
+    "label-flip": dict(attack="label-flip", num_byzantine=2, local_steps=2),
+}
+
+
+def run(experiment, out):
+    run_inline(experiment, RunRecorder(out, experiment))
+    return torch.load(out / "model.pt"), pd.read_csv(out / "metrics.csv")
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_batched_clients_give_the_one_by_one_results(tiny_experiment, tmp_path, name, caplog):
+    experiment = tiny_experiment.replace(
+        num_clients=6, min_available_clients=6, num_server_rounds=3, **SETTINGS[name]
+    )
+    alone, alone_metrics = run(experiment.replace(batch_clients="off"), tmp_path / "off")
+    with caplog.at_level(logging.WARNING, logger="flwr"):
+        batched, metrics = run(experiment.replace(batch_clients="on"), tmp_path / "on")
+    assert "one by one" not in caplog.text  # it did batch
+    for key in alone:
+        torch.testing.assert_close(batched[key], alone[key], atol=1e-5, rtol=1e-4)
+    pd.testing.assert_frame_equal(
+        metrics[["round", "scope", "metric"]], alone_metrics[["round", "scope", "metric"]]
+    )
+    assert (metrics.value - alone_metrics.value).abs().max() < 1e-4
+
+
+def test_what_cannot_be_batched_runs_one_by_one_and_says_so_once(tiny_experiment, tmp_path, caplog):
+    experiment = tiny_experiment.replace(local_steps=0, local_epochs=1, num_server_rounds=3)
+    alone, _ = run(experiment.replace(batch_clients="off"), tmp_path / "off")
+    with caplog.at_level(logging.WARNING, logger="flwr"):
+        fallback, _ = run(experiment.replace(batch_clients="on"), tmp_path / "on")
+    assert caplog.text.count("Training clients one by one: only fixed local-steps") == 1
+    assert all(torch.equal(fallback[key], alone[key]) for key in alone)

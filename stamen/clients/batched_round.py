@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from flwr.app import Message
+from flwr.app import ConfigRecord, Context, Message
 
 from stamen.clients.batched_training import BatchedSGD
-from stamen.clients.client_app import LocalTraining
-from stamen.clients.training import minibatches
+from stamen.clients.client_app import LocalTraining, experiment_of
+from stamen.clients.training import TrainSettings, minibatches
 from stamen.strategies.mime import STATE_KEY
 
 
-def train_together(tasks: list[LocalTraining]) -> list[Message] | str:
-    """The tasks' replies, trained as one batch, or why they cannot be."""
-    first = tasks[0]
-    if any(STATE_KEY in task.msg.content for task in tasks):
-        return "Mime's local steps are not batched"
-    settings = first.settings
-    if settings.proximal_mu or settings.local_steps == 0:
-        return "only fixed local-steps without a proximal term are batched"
-    if any(t.settings != settings or t.model is not first.model for t in tasks):
-        return "the clients differ in architecture or settings"
+def train_together(messages: list[Message], contexts: dict[int, Context]) -> list[Message] | str:
+    """The replies to ``messages`` (train messages to the nodes of ``contexts``, by node
+    id), trained as one batch, or why they cannot be. What the messages alone decide is
+    checked before any node's work is prepared."""
+    reason = _unbatchable(messages, contexts)
+    if reason:
+        return reason
+    tasks = [LocalTraining.of(m, contexts[m.metadata.dst_node_id]) for m in messages]
+    first, settings = tasks[0], tasks[0].settings
     inputs, labels = [], []
     for task in tasks:
         label_map = task.label_map()
@@ -48,15 +47,31 @@ def train_together(tasks: list[LocalTraining]) -> list[Message] | str:
     except ValueError as exc:
         return str(exc)
     device = first.device
+    global_state = first.model.state_dict()  # every task's start; training leaves it as is
     params, losses = trainer.run(
         torch.stack(inputs).to(device), torch.stack(labels).to(device), [t.seed for t in tasks]
     )
     replies = []
     for k, task in enumerate(tasks):
-        state = {key: params[key][k] if key in params else v for key, v in task.start.items()}
+        state = {key: params[key][k] if key in params else v for key, v in global_state.items()}
         metrics = {"train-loss": float(losses[k]), "num-examples": len(task.indices)}
         replies.append(task.reply(state, metrics))
     return replies
+
+
+def _unbatchable(messages: list[Message], contexts: dict[int, Context]) -> str | None:
+    """Why the messages' own settings rule batching out, or None."""
+    if any(STATE_KEY in m.content for m in messages):
+        return "Mime's local steps are not batched"
+    found = set()
+    for message in messages:
+        experiment = experiment_of(contexts[message.metadata.dst_node_id])
+        config = message.content.get("config", ConfigRecord())
+        settings = TrainSettings.from_config(config, experiment)
+        if settings.proximal_mu or settings.local_steps == 0:
+            return "only fixed local-steps without a proximal term are batched"
+        found.add((settings, str(config.get("model", experiment.model))))
+    return "the clients differ in architecture or settings" if len(found) > 1 else None
 
 
 def _batches(task: LocalTraining) -> list[np.ndarray]:

@@ -80,7 +80,7 @@ class LocalTraining:
     attack: ClientAttack | None
     model: torch.nn.Module
     device: torch.device
-    start: dict[str, torch.Tensor]
+    start: dict[str, torch.Tensor]  # the global model when the reply sends an update, else {}
 
     @classmethod
     def of(cls, msg: Message, context: Context) -> LocalTraining:
@@ -92,7 +92,11 @@ class LocalTraining:
         seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
         data, indices = node_data(experiment, context, "train")
         attack = client_attack(experiment, partition_id, node_attack(context))
-        start = {k: v.clone() for k, v in model.state_dict().items()}
+        sends_update = (
+            attack is not None or experiment.worker_momentum > 0 or "secure-key" in config
+        )
+        # the global model, kept only when the reply is built from the update
+        start = {k: v.clone() for k, v in model.state_dict().items()} if sends_update else {}
         settings = TrainSettings.from_config(config, experiment)
         return cls(
             msg, context, experiment, config, partition_id, server_round, seed, data, indices,
@@ -126,7 +130,7 @@ class LocalTraining:
         """The reply for the trained ``state`` (a state dict)."""
         experiment, attack = self.experiment, self.attack
         secure = "secure-key" in self.config
-        if attack is None and experiment.worker_momentum == 0 and not secure:
+        if not self.start:  # no attack, no worker momentum, no secure shares: the model
             content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
             return Message(content, reply_to=self.msg)
         update = flat_delta(self.start, state)

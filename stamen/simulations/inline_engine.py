@@ -24,7 +24,6 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 from stamen.clients.batched_round import train_together
-from stamen.clients.client_app import LocalTraining
 from stamen.clients.client_app import app as client_app
 from stamen.clients.training import resolve_device
 from stamen.simulations.config import Experiment
@@ -97,8 +96,7 @@ class InlineGrid(Grid):
         if len(train) < 2:
             return {}
         try:
-            tasks = [LocalTraining.of(m, self._contexts[m.metadata.dst_node_id]) for m in train]
-            replies = train_together(tasks)
+            replies = train_together(train, self._contexts)
         except Exception as exc:  # noqa: BLE001  the one-by-one path reports client errors
             replies = f"a client failed to prepare ({exc!r})"
         if isinstance(replies, str):

@@ -3,14 +3,14 @@ four SuperNodes running Stamen's ClientApp (one a sign-flipping red-team node), 
 unregistered SuperNode that is refused, and ``flwr run`` with bucketing + centered clipping,
 then with secure two-server Krum (S2 and the dealer as separate services), then a run in
 which one SuperNode is killed after the first round.
-Every process is started here and stopped here, by its process group's PID."""
+Every process is started here and stopped here, by PID (a SuperLink or SuperNode with its
+process group)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,19 +20,14 @@ import pytest
 
 from stamen.node_keys import make_node_keys
 from stamen.secure.certificates import make_certificates
+from stamen.secure.services import spawn
 from stamen.simulations.config import Experiment
-from stamen.simulations.ray_engine import write_app
+from stamen.simulations.ray_engine import free_port, write_app
 
 NODES = 4
 ATTACKER = 3  # partition id of the red-team node
 KILLED = 2  # partition id of the SuperNode killed mid-run
 ACCURACY_BOUND = 0.5  # synthetic data, 3 rounds: 0.68 without attack, 0.59 in-process with it
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Processes:
@@ -80,14 +75,6 @@ def wait_for(path: Path, text: str, process: subprocess.Popen, timeout: float) -
     pytest.fail(f"{text!r} not in {path.name}:\n{path.read_text()[-3000:]}")
 
 
-def wait_for_file(path: Path, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.read_text()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{path.name} was not written")
-        time.sleep(0.2)
-
-
 def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_path):
     keys = make_certificates(tmp_path / "tls", parties=("superlink",))
     make_node_keys(tmp_path / "nodes", [*(f"node{i}" for i in range(NODES)), "rogue"])
@@ -108,6 +95,7 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
         "OMP_NUM_THREADS": "1",
     }
     processes = Processes(logs, env)
+    services = []  # S2 and the dealer (``stamen.secure.services.spawn``)
     try:
         superlink = processes.start(
             "superlink",
@@ -176,20 +164,12 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
         # The same deployment with secure two-server aggregation (Krum on secret shares):
         # S2 and the dealer are services of their own, as on separate machines.
         certs = make_certificates(tmp_path / "secure-certs")
-        addresses = {}
-        for party, command in (("s2", "secure-server"), ("dealer", "dealer")):
-            ready = tmp_path / f"{party}.address"
-            service = processes.start(
-                party,
-                ["stamen", command, "--certs", str(certs), "--ready-file", str(ready)],
-            )
-            wait_for_file(ready, service, 120)
-            addresses[party] = ready.read_text()
+        services += [spawn(party, certs, tmp_path, timeout=120) for party in ("s2", "dealer")]
         secure = experiment.replace(
             strategy="secure",
             aggregator="krum",
-            secure_s2=addresses["s2"],
-            secure_dealer=addresses["dealer"],
+            secure_s2=services[0].address,
+            secure_dealer=services[1].address,
             secure_certs=str(certs),
             out_dir=str(tmp_path / "run-secure"),
         )
@@ -214,6 +194,8 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
         runs = json.loads(flwr("ls", "tls", "--format", "json"))["runs"]
         assert [run["status"] for run in runs] == ["finished:completed"] * 3
     finally:
+        for service in services:
+            service.stop()
         processes.stop()
     metrics = pd.read_csv(tmp_path / "run-fault" / "metrics.csv")
     assert metrics[metrics.scope == "server"]["round"].max() == 3

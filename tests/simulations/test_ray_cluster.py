@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,13 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stamen.simulations.ray_engine import run_ray
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from stamen.simulations.ray_engine import free_port, run_ray
 
 
 @pytest.fixture

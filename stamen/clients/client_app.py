@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
 from stamen.simulations.config import Experiment
 from stamen.strategies.base_optimizers import create_base_optimizer
+from stamen.strategies.flat_updates import array_values
 from stamen.strategies.mime import CONTROL_KEY, GRADIENT_KEY, STATE_KEY, from_record, to_record
 
 app = ClientApp()
@@ -323,7 +325,10 @@ def load_global_model(
     the run's ``model`` by default), loaded with ``arrays``."""
     device = resolve_device(experiment.device)
     model = _model(str(name or experiment.model), experiment.dataset, experiment.seed, str(device))
-    model.load_state_dict(arrays.to_torch_state_dict())
+    with warnings.catch_warnings():  # the values are copied into the model at once
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        state = {key: torch.from_numpy(array_values(arrays[key])) for key in arrays}
+    model.load_state_dict(state)
     return model, device
 
 

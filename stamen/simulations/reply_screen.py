@@ -22,6 +22,7 @@ import numpy as np
 from flwr.app import Message
 
 from stamen.simulations.traffic import payload_bytes
+from stamen.strategies.flat_updates import array_values
 
 MAX_REPLY_RATIO = 4
 _SLACK_BYTES = 2**20
@@ -50,7 +51,7 @@ def refusal(sent: Message, reply: Message) -> str | None:
     for key, array in found.items():
         if tuple(array.shape) != tuple(expected[key].shape) or array.dtype != expected[key].dtype:
             return f"{key} has shape {tuple(array.shape)} {array.dtype}, not as sent"
-        values = array.numpy()
+        values = array_values(array)
         if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
             return f"{key} holds NaN or Inf"
     metrics = content.metric_records.get("metrics")

@@ -23,9 +23,9 @@ from stamen.models.assignment import join_models, parse_client_models, split_mod
 from stamen.secure.services import secure_services
 from stamen.simulations.checkpoint import (
     Checkpoint,
+    CheckpointWriter,
     load_checkpoint,
     restore_strategy_state,
-    save_checkpoint,
     strategy_state,
 )
 from stamen.simulations.config import Experiment
@@ -86,9 +86,10 @@ def _run(
         recorder.keep_rounds_through(checkpoint.round)
         log(INFO, "Resuming %s after round %d", recorder.out_dir, checkpoint.round)
 
+    checkpoints = CheckpointWriter(recorder.out_dir)
+
     def round_done(server_round: int, arrays: ArrayRecord) -> None:
-        checkpoint = Checkpoint(server_round, arrays, strategy_state(built))
-        save_checkpoint(recorder.out_dir, checkpoint)
+        checkpoints.save(Checkpoint(server_round, arrays, strategy_state(built)))
 
     try:
         arrays = run_rounds(
@@ -103,6 +104,7 @@ def _run(
             experiment.round_timeout,
         )
     finally:
+        checkpoints.close()
         if isinstance(built, SecureStrategy):
             built.close()  # its channels to S2 and the dealer
     final = split_models(arrays, list(models))[experiment.model]

@@ -1,6 +1,15 @@
-"""Flower strategies (thin) and the pure math they call."""
+"""Flower strategies (thin) and the pure math they call.
 
-from stamen.strategies import feddf, flower_builtin, mime, robust, secure  # noqa: F401  (register the strategies)
-from stamen.strategies.registry import STRATEGIES, build_strategy
+``STRATEGIES`` and ``build_strategy`` register every strategy on first use, so that the math
+(``stamen.strategies.aggregation``) imports with torch and numpy alone, without flwr.
+"""
 
-__all__ = ["STRATEGIES", "build_strategy"]
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("STRATEGIES", "build_strategy"):
+        from stamen.strategies import feddf, flower_builtin, mime, registry, robust, secure  # noqa: F401
+
+        return getattr(registry, name)
+    raise AttributeError(f"module 'stamen.strategies' has no attribute {name!r}")

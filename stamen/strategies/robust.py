@@ -5,7 +5,9 @@ Each round the replies are validated and flattened ONCE into an ``(n, d)`` tenso
 simulation only), the pre-aggregators and the rule of the pipeline (e.g.
 ``"bucketing(s=2) | cclip(tau=10, iters=3)"``), and the server step
 ``x <- x + server_lr * v`` with optional server momentum ``v <- mu v + aggregate``; the result
-is unflattened once. Rules weigh clients equally, as in Karimireddy, He & Jaggi (ICLR 2022,
+is unflattened once. The updates, rule state and momentum live on ``device`` (``device = "auto"``:
+the GPU when there is one); random draws stay on the CPU, so that every device makes the same
+choices. Rules weigh clients equally, as in Karimireddy, He & Jaggi (ICLR 2022,
 arXiv 2006.09365; ICML 2021, arXiv 2012.10333).
 
 The server state (the round's model, rule state such as the CClip centre, momentum buffer,
@@ -26,6 +28,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from stamen.attacks import OMNISCIENT, OmniscientAttack, byzantine_clients, create_attack
+from stamen.clients.training import resolve_device
 from stamen.strategies.aggregation import CenteredClip, Pipeline, parse_pipeline
 from stamen.strategies.flat_updates import ArrayLayout, stack_updates
 from stamen.strategies.registry import STRATEGIES
@@ -64,6 +67,7 @@ class RobustStrategy(FedAvg):
         server_lr: float = 1.0,
         server_momentum: float = 0.0,
         simulated_attack: SimulatedAttack | None = None,
+        device: torch.device | str = "cpu",
         **sampling: Any,
     ) -> None:
         super().__init__(**sampling)
@@ -72,6 +76,7 @@ class RobustStrategy(FedAvg):
         self.server_lr = server_lr
         self.server_momentum = server_momentum
         self.simulated_attack = simulated_attack
+        self.device = torch.device(device)
         self.state = RobustState()
 
     def configure_train(
@@ -90,7 +95,8 @@ class RobustStrategy(FedAvg):
         stacked = stack_updates(replies, reference, layout)
         if len(stacked.node_ids) == 0:
             return None, MetricRecord({"excluded": stacked.excluded})
-        updates, attack_state = self._attack(server_round, stacked.updates, stacked.node_ids)
+        reference, updates = reference.to(self.device), stacked.updates.to(self.device)
+        updates, attack_state = self._attack(server_round, updates, stacked.node_ids)
         aggregate, rule_state = self.pipeline.aggregate(
             updates, self.state.rule_state, self._generator(server_round, stream=1)
         )
@@ -129,11 +135,15 @@ class RobustStrategy(FedAvg):
     def _attack(
         self, server_round: int, updates: torch.Tensor, node_ids: tuple[int, ...]
     ) -> tuple[torch.Tensor, Any]:
-        """Replace the Byzantine clients' updates by the simulated attack's (simulation only)."""
+        """Replace the Byzantine clients' updates (rows of ``updates``, in place) by the
+        simulated attack's (simulation only)."""
         simulated = self.simulated_attack
         if simulated is None:
             return updates, None
-        mask = torch.tensor([simulated.partition_of(n) in simulated.byzantine for n in node_ids])
+        mask = torch.tensor(
+            [simulated.partition_of(n) in simulated.byzantine for n in node_ids],
+            device=updates.device,
+        )
         num_byzantine = int(mask.sum())
         if num_byzantine == 0 or num_byzantine == len(node_ids):
             return updates, self.state.attack_state
@@ -143,9 +153,8 @@ class RobustStrategy(FedAvg):
             self._generator(server_round, stream=0),
             self.state.attack_state,
         )
-        attacked = updates.clone()
-        attacked[mask] = crafted.to(attacked.dtype)
-        return attacked, attack_state
+        updates[mask] = crafted.to(updates.dtype)  # in place: the rows are this round's own
+        return updates, attack_state
 
     def _generator(self, server_round: int, stream: int) -> torch.Generator:
         seed = np.random.SeedSequence([self.seed, server_round, stream]).generate_state(1)[0]
@@ -163,6 +172,7 @@ def robust(
         server_lr=experiment.server_lr,
         server_momentum=experiment.server_momentum,
         simulated_attack=simulated_attack_of(experiment, partition_of),
+        device=resolve_device(experiment.device),
         **sampling,
     )
 

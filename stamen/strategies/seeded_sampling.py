@@ -3,7 +3,10 @@
 flwr's strategies sample nodes with Python's global ``random``, which other code in the
 ServerApp's process may also draw from (it differs between engines). This wrapper seeds
 ``random`` from ``(seed, round, phase)`` right before each sampling call, so the same nodes
-are sampled on every engine and whatever ran before.
+are sampled on every engine and whatever ran before. The train messages go out in the
+grid's node order (by partition id on ``PartitionOrderedGrid``), not in ``random.sample``'s
+order, so that a client's reply has the same row in every round: stateful attacks such as
+mimic, whose target is a row chosen in the first round, and seeded bucketing rely on it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ class SeededSampling(StrategyWrapper):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._reseed(server_round, TRAIN)
-        return self.strategy.configure_train(server_round, arrays, config, grid)
+        messages = self.strategy.configure_train(server_round, arrays, config, grid)
+        rank = {node: i for i, node in enumerate(grid.get_node_ids())}
+        return sorted(messages, key=lambda m: rank.get(m.metadata.dst_node_id, len(rank)))
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid

@@ -1,0 +1,53 @@
+"""Replies read in place: ``array_values`` and ``stack_updates``."""
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+
+from stamen.strategies.flat_updates import ArrayLayout, array_values, stack_updates
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+        np.arange(6, dtype=">f4").reshape(2, 3),  # big-endian
+        np.array(7, dtype=np.int64),  # a scalar (BatchNorm's counter)
+        np.zeros((0, 5), dtype=np.float32),
+    ],
+)
+def test_array_values_equals_numpy_without_copying(values):
+    array = Array(values)
+    found = array_values(array)
+    np.testing.assert_array_equal(found, array.numpy())
+    assert found.dtype == values.dtype and found.shape == values.shape
+    assert not found.flags.writeable  # a view of the Array's bytes
+
+
+def test_stack_updates_writes_each_valid_model_minus_the_reference(tmp_path):
+    from stamen.clients.client_app import app
+    from stamen.simulations.inline_engine import InlineGrid
+
+    InlineGrid(app, {}, 1)  # sets the task identity Messages need
+    arrays = {"w": np.ones((2, 3), np.float32), "b": np.zeros(2, np.float32)}
+    reference = ArrayRecord({k: Array(v) for k, v in arrays.items()})
+    layout = ArrayLayout.of(reference)
+    flat_reference = layout.flatten(reference)
+    sent = Message(RecordDict({"arrays": reference}), dst_node_id=1, message_type="train")
+
+    def reply(w: float, b: float, examples: int = 10) -> Message:
+        record = ArrayRecord(
+            {"w": Array(np.full((2, 3), w, np.float32)), "b": Array(np.full(2, b, np.float32))}
+        )
+        metrics = MetricRecord({"num-examples": examples})
+        content = RecordDict({"arrays": record, "metrics": metrics})
+        return Message(content, reply_to=sent)
+
+    stacked = stack_updates(
+        [reply(3.0, 1.0), reply(float("nan"), 0.0), reply(0.0, -2.0, 5)], flat_reference, layout
+    )
+    assert stacked.excluded == 1 and stacked.num_examples == (10.0, 5.0)
+    expected = torch.tensor([[2.0] * 6 + [1.0] * 2, [-1.0] * 6 + [-2.0] * 2])
+    torch.testing.assert_close(stacked.updates, expected)

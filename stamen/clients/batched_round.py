@@ -13,6 +13,9 @@ sizes, clients of different architectures or settings, and models with batch nor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from flwr.app import ConfigRecord, Context, Message
@@ -23,10 +26,72 @@ from stamen.clients.training import TrainSettings, minibatches
 from stamen.strategies.mime import STATE_KEY
 
 
-def train_together(messages: list[Message], contexts: dict[int, Context]) -> list[Message] | str:
+@dataclass
+class PreparedRound:
+    """One run's round of train messages, every node's work prepared as the ClientApp does."""
+
+    tasks: list[LocalTraining]
+    inputs: torch.Tensor  # (K, steps, B, ...): client k's batch of each step, on the device
+    labels: torch.Tensor  # (K, steps, B)
+    trainer: BatchedSGD  # built on the run's model, which holds the round's global model
+
+    @property
+    def seeds(self) -> list[int]:
+        return [task.seed for task in self.tasks]
+
+    @property
+    def key(self) -> tuple:
+        """Rounds with equal keys (architecture, SGD settings, batch shapes, device) can be
+        trained in one call, also when they belong to different runs."""
+        first = self.tasks[0]
+        model = str(first.config.get("model", first.experiment.model))
+        settings = (first.settings.lr, first.settings.momentum, first.settings.weight_decay)
+        shapes = tuple(self.inputs.shape[1:])
+        return (model, first.experiment.dataset, settings, shapes, str(first.device))
+
+    def start(self) -> dict[str, torch.Tensor]:
+        """Every client's start (the global model's parameters), stacked (K, ...)."""
+        clients = len(self.tasks)
+        return {
+            name: p.detach().expand(clients, *p.shape)
+            for name, p in self.tasks[0].model.named_parameters()
+        }
+
+    def train(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """This round alone: the clients' parameters (K, ...) and mean losses (K,)."""
+        return self.trainer.run(self.inputs, self.labels, self.seeds)
+
+    def replies(self, params: dict[str, torch.Tensor], losses: torch.Tensor) -> list[Message]:
+        """Each node's reply to its trained parameters ``params[name][k]``, built by the
+        ClientApp's own code."""
+        global_state = self.tasks[0].model.state_dict()  # training leaves it as is
+        replies = []
+        for k, task in enumerate(self.tasks):
+            state = {key: params[key][k] if key in params else v for key, v in global_state.items()}
+            metrics = {"train-loss": float(losses[k]), "num-examples": len(task.indices)}
+            replies.append(task.reply(state, metrics))
+        return replies
+
+
+def train_together(
+    messages: list[Message],
+    contexts: dict[int, Context],
+    train: Callable[[PreparedRound], tuple[dict[str, torch.Tensor], torch.Tensor]] = (
+        PreparedRound.train
+    ),
+) -> list[Message] | str:
     """The replies to ``messages`` (train messages to the nodes of ``contexts``, by node
-    id), trained as one batch, or why they cannot be. What the messages alone decide is
-    checked before any node's work is prepared."""
+    id), trained as one batch by ``train`` (this round alone by default; ``RunBatcher``
+    trains several runs' rounds together), or why they cannot be."""
+    prepared = prepare_round(messages, contexts)
+    if isinstance(prepared, str):
+        return prepared
+    return prepared.replies(*train(prepared))
+
+
+def prepare_round(messages: list[Message], contexts: dict[int, Context]) -> PreparedRound | str:
+    """Every node's work for ``messages``, or why they cannot be trained together. What the
+    messages alone decide is checked before any node's work is prepared."""
     reason = _unbatchable(messages, contexts)
     if reason:
         return reason
@@ -47,16 +112,9 @@ def train_together(messages: list[Message], contexts: dict[int, Context]) -> lis
     except ValueError as exc:
         return str(exc)
     device = first.device
-    global_state = first.model.state_dict()  # every task's start; training leaves it as is
-    params, losses = trainer.run(
-        torch.stack(inputs).to(device), torch.stack(labels).to(device), [t.seed for t in tasks]
+    return PreparedRound(
+        tasks, torch.stack(inputs).to(device), torch.stack(labels).to(device), trainer
     )
-    replies = []
-    for k, task in enumerate(tasks):
-        state = {key: params[key][k] if key in params else v for key, v in global_state.items()}
-        metrics = {"train-loss": float(losses[k]), "num-examples": len(task.indices)}
-        replies.append(task.reply(state, metrics))
-    return replies
 
 
 def _unbatchable(messages: list[Message], contexts: dict[int, Context]) -> str | None:

@@ -47,7 +47,7 @@ class _Dropout:
 
 
 class BatchedSGD:
-    """Runs ``K`` clients' local SGD steps from one global ``model`` in one call."""
+    """Runs ``K`` clients' local SGD steps of one architecture (``model``) in one call."""
 
     def __init__(
         self, model: nn.Module, lr: float, momentum: float = 0.0, weight_decay: float = 0.0
@@ -61,17 +61,25 @@ class BatchedSGD:
         self._model = model
 
     def run(
-        self, inputs: torch.Tensor, labels: torch.Tensor, seeds: list[int]
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        seeds: list[int],
+        start: dict[str, torch.Tensor] | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``inputs`` (K, steps, B, ...) and ``labels`` (K, steps, B): client k's batch of
-        each step; ``seeds``: client k's torch seed. Returns the clients' parameters after
-        the steps, each stacked along a first axis of size K, and each client's mean
-        training loss over its steps (K,)."""
+        each step; ``seeds``: client k's torch seed; ``start``: each client's parameters
+        before the steps, stacked along a first axis of size K (clients of several runs
+        start from their runs' models), by default the model's own. Returns the clients'
+        parameters after the steps, stacked likewise, and each client's mean training loss
+        over its steps (K,)."""
         clients, steps, batch = labels.shape
         if not self.dropouts:
             self._find_dropouts(inputs[0, 0])
-        start = {name: p.detach() for name, p in self._model.named_parameters()}
-        params = {n: p.expand(clients, *p.shape).clone() for n, p in start.items()}
+        if start is None:
+            own = {name: p.detach() for name, p in self._model.named_parameters()}
+            start = {n: p.expand(clients, *p.shape) for n, p in own.items()}
+        params = {n: p.clone() for n, p in start.items()}
         velocity: dict[str, torch.Tensor] = {}
         generators = [torch.Generator(inputs.device).manual_seed(seed) for seed in seeds]
         step_grad = vmap(grad_and_value(self._loss))

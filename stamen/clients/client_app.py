@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from stamen.clients.updates import flat_delta, with_delta
 from stamen.clients.worker_momentum import apply_worker_momentum
 from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
+from stamen.seeding import torch_seeded
 from stamen.simulations.config import Experiment
 from stamen.strategies.base_optimizers import create_base_optimizer
 from stamen.strategies.flat_updates import array_values
@@ -115,9 +117,7 @@ class LocalTraining:
 
     def run(self) -> dict[str, float]:
         """Train ``model`` in place, one client alone; return its metrics."""
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.seed)
+        with torch_seeded(self.seed, self.device):
             return train(
                 self.model,
                 self.data,
@@ -239,8 +239,7 @@ class _MimeTask:
     def seeded_torch(self) -> Iterator[None]:
         """Torch's RNG (dropout) seeded from (seed, round, partition), restored after."""
         seed = client_rng(self.experiment.seed, self.server_round, self.partition_id, 2)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(int(seed.integers(2**62)))
+        with torch_seeded(int(seed.integers(2**62)), self.device):
             yield
 
     def full_batch_gradient(self) -> torch.Tensor:
@@ -332,7 +331,16 @@ def load_global_model(
     return model, device
 
 
-@functools.lru_cache(maxsize=4)
+_models = threading.local()  # runs in threads of one process each load their own
+
+
 def _model(name: str, dataset: str, seed: int, device: str) -> torch.nn.Module:
-    data = load_dataset(dataset, seed=seed)
-    return create_model(name, data.input_shape, data.num_classes, seed).to(device)
+    """This thread's one model object of each architecture."""
+    cache = _models.__dict__.setdefault("by_key", {})
+    key = (name, dataset, seed, device)
+    if key not in cache:
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))  # the oldest
+        data = load_dataset(dataset, seed=seed)
+        cache[key] = create_model(name, data.input_shape, data.num_classes, seed).to(device)
+    return cache[key]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import torch
 from torch import nn
 
 from stamen.errors import ConfigError
@@ -24,6 +23,7 @@ from stamen.models.logreg import build_logreg
 from stamen.models.mlp import build_mlp
 from stamen.models.resnet import build_resnet8, build_resnet20
 from stamen.registry import Registry
+from stamen.seeding import torch_seeded
 
 
 class ModelFactory(Protocol):
@@ -68,9 +68,7 @@ def create_model(name: str, input_shape: tuple[int, ...], num_classes: int, seed
         )
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"model {name!r}: seed must be an int, got {seed!r}")
-    # fork_rng restores the CPU generator on exit; devices=[] because initialisation runs on CPU.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):  # initialisation runs on the CPU
         return factory(shape, num_classes)
 
 

@@ -17,19 +17,24 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
+import threading
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from stamen.errors import ConfigError, StamenError
 from stamen.simulations.config import Experiment
+
+if TYPE_CHECKING:
+    from stamen.simulations.run_batcher import RunBatcher
 
 ENGINES = ("inline", "ray")
 LABEL = "label"
@@ -152,6 +157,7 @@ def run_grid(
     engine: str = "inline",
     on_cell: Callable[[Cell, str], None] | None = None,
     threads: int = 0,
+    runs_per_worker: int = 1,
 ) -> None:
     """Run the unfinished ``cells`` (from ``Grid.cells``) in ``workers`` processes.
 
@@ -161,11 +167,20 @@ def run_grid(
     ``engine`` is ``"inline"`` (the in-process engine) or ``"ray"`` (Flower's simulation
     engine, one private SuperLink per cell).
 
+    ``runs_per_worker``: cells run at once in threads of one worker process (inline engine
+    only); with ``batch-clients`` on, their rounds' clients train together (``RunBatcher``),
+    which keeps a GPU busy.
+
     ``on_cell(cell, status)`` hears ``"done"`` (already finished), ``"finished"`` or
     ``"failed: ..."`` for each cell.
     """
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if runs_per_worker < 1 or (runs_per_worker > 1 and engine != "inline"):
+        raise ConfigError(
+            f"runs-per-worker must be 1, or more with the inline engine; got {runs_per_worker} "
+            f"with {engine}"
+        )
     report = on_cell or (lambda cell, status: None)
     pending = []
     for cell in cells:
@@ -173,35 +188,74 @@ def run_grid(
             report(cell, "done")
         else:
             pending.append(cell)
+    chunks = [pending[i : i + runs_per_worker] for i in range(0, len(pending), runs_per_worker)]
     threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
     context = get_context("spawn")  # a clean interpreter per worker: no inherited torch state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
-            pool.submit(_run_cell, cell.experiment, cell_dir(out_dir, cell), threads, engine): cell
-            for cell in pending
+            pool.submit(
+                _run_cells,
+                [(cell.experiment, cell_dir(out_dir, cell)) for cell in chunk],
+                threads,
+                engine,
+            ): chunk
+            for chunk in chunks
         }
         for future in as_completed(futures):
+            chunk = futures[future]
             error = future.exception()
-            status = "finished" if error is None else f"failed: {error}"
-            report(futures[future], status)
+            errors = future.result() if error is None else [str(error)] * len(chunk)
+            for cell, failure in zip(chunk, errors, strict=True):
+                report(cell, "finished" if failure is None else f"failed: {failure}")
 
 
 def cell_dir(out_dir: Path, cell: Cell) -> Path:
     return Path(out_dir) / "cells" / cell.key
 
 
-def _run_cell(experiment: Experiment, out_dir: Path, threads: int, engine: str) -> None:
-    from stamen.simulations.inline_engine import run_inline
-    from stamen.simulations.ray_engine import run_ray
-    from stamen.simulations.results import CHECKPOINT_FILE, RunRecorder
+def _run_cells(runs: list[tuple[Experiment, Path]], threads: int, engine: str) -> list[str | None]:
+    """Run the cells (experiment, folder) in this worker, in threads when several; each
+    cell's error, or None."""
+    from stamen.simulations.run_batcher import RunBatcher
     from stamen.simulations.server_app import quiet_flower_logs
 
     torch.set_num_threads(threads)
     quiet_flower_logs()
+    batcher = RunBatcher(len(runs)) if len(runs) > 1 else None
+    errors: list[str | None] = [None] * len(runs)
+
+    def run(index: int) -> None:
+        experiment, out_dir = runs[index]
+        try:
+            _run_cell(experiment, out_dir, engine, batcher)
+        except Exception as exc:  # noqa: BLE001  one failed cell does not stop the others
+            errors[index] = str(exc) or repr(exc)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(len(runs))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if batcher is not None:
+        logging.getLogger("stamen").info(
+            "%d runs in one process: up to %d rounds trained together",
+            len(runs),
+            batcher.most_runs_together,
+        )
+    return errors
+
+
+def _run_cell(
+    experiment: Experiment, out_dir: Path, engine: str, batcher: RunBatcher | None
+) -> None:
+    from stamen.simulations.inline_engine import run_inline
+    from stamen.simulations.ray_engine import run_ray
+    from stamen.simulations.results import CHECKPOINT_FILE, RunRecorder
+
     # A cell cut short (a stopped grid) continues from its last checkpoint.
     resume = (Path(out_dir) / CHECKPOINT_FILE).exists()
     experiment = experiment.replace(out_dir=str(out_dir), resume=resume)
     if engine == "ray":
         run_ray(experiment, out_dir)
     else:
-        run_inline(experiment, RunRecorder(out_dir, experiment))
+        run_inline(experiment, RunRecorder(out_dir, experiment), batcher)

@@ -110,6 +110,13 @@ def bench(
     engine: Annotated[
         Engine, typer.Option(help="inline: one process per cell; ray: Flower's engine.")
     ] = Engine.inline,
+    runs_per_worker: Annotated[
+        int,
+        typer.Option(
+            help="Cells run at once in threads of each worker (inline); with batch-clients "
+            "their clients train together, to keep a GPU busy."
+        ),
+    ] = 1,
 ) -> None:
     """Run every cell of a grid (resuming finished ones) and write results, table and plots."""
     grid = Grid.load(grid_file)
@@ -129,7 +136,13 @@ def bench(
                 failures.append(f"{cell.key}: {status}")
 
         run_grid(
-            cells, out_dir, workers=workers, engine=engine.value, on_cell=on_cell, threads=threads
+            cells,
+            out_dir,
+            workers=workers,
+            engine=engine.value,
+            on_cell=on_cell,
+            threads=threads,
+            runs_per_worker=runs_per_worker,
         )
     results = collect_results(cells, out_dir)
     if len(results):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from logging import ERROR, WARNING
 from uuid import uuid4
 
@@ -23,11 +23,12 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
-from stamen.clients.batched_round import train_together
+from stamen.clients.batched_round import PreparedRound, train_together
 from stamen.clients.client_app import app as client_app
 from stamen.clients.training import resolve_device
 from stamen.simulations.config import Experiment
 from stamen.simulations.results import RunRecorder, with_node_state
+from stamen.simulations.run_batcher import RunBatcher, Trained
 from stamen.simulations.server_app import run_experiment
 
 
@@ -41,9 +42,11 @@ class InlineGrid(Grid):
         num_nodes: int,
         run_id: int = 1,
         batch_clients: bool = False,
+        train_round: Callable[[PreparedRound], Trained] = PreparedRound.train,
     ) -> None:
         self._client_app = client_app
         self.batch_clients = batch_clients
+        self._train_round = train_round
         self._said: set[str] = set()
         # Messages take their sender and run from the process's task identity, which
         # Flower's runtimes set before a ServerApp starts; this engine is that runtime.
@@ -96,7 +99,7 @@ class InlineGrid(Grid):
         if len(train) < 2:
             return {}
         try:
-            replies = train_together(train, self._contexts)
+            replies = train_together(train, self._contexts, self._train_round)
         except Exception as exc:  # noqa: BLE001  the one-by-one path reports client errors
             replies = f"a client failed to prepare ({exc!r})"
         if isinstance(replies, str):
@@ -134,13 +137,27 @@ def _stamped(reply: Message) -> Message:
     return reply
 
 
-def run_inline(experiment: Experiment, recorder: RunRecorder) -> dict:
-    """Run ``experiment`` with all clients in this process; return the run summary."""
+def run_inline(
+    experiment: Experiment, recorder: RunRecorder, batcher: RunBatcher | None = None
+) -> dict:
+    """Run ``experiment`` with all clients in this process; return the run summary. With a
+    ``batcher`` (runs in threads of one process) its batched rounds train with other runs'."""
     experiment = with_node_state(experiment, recorder.out_dir)
     batch = experiment.batch_clients == "on" or (
         experiment.batch_clients == "auto" and resolve_device(experiment.device).type == "cuda"
     )
+    if batcher is not None and not batch:
+        batcher.finished()  # it will hand in nothing: no one waits for it
+        batcher = None
     grid = InlineGrid(
-        client_app, experiment.to_run_config(), experiment.num_clients, batch_clients=batch
+        client_app,
+        experiment.to_run_config(),
+        experiment.num_clients,
+        batch_clients=batch,
+        train_round=batcher.train if batcher else PreparedRound.train,
     )
-    return run_experiment(grid, experiment, recorder, engine="inline")
+    try:
+        return run_experiment(grid, experiment, recorder, engine="inline")
+    finally:
+        if batcher is not None:
+            batcher.finished()

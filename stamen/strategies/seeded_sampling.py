@@ -3,7 +3,8 @@
 flwr's strategies sample nodes with Python's global ``random``, which other code in the
 ServerApp's process may also draw from (it differs between engines). This wrapper seeds
 ``random`` from ``(seed, round, phase)`` right before each sampling call, so the same nodes
-are sampled on every engine and whatever ran before. The train messages go out in the
+are sampled on every engine and whatever ran before; runs in threads of one process take
+turns (a lock) between seeding and sampling. The train messages go out in the
 grid's node order (by partition id on ``PartitionOrderedGrid``), not in ``random.sample``'s
 order, so that a client's reply has the same row in every round: stateful attacks such as
 mimic, whose target is a row chosen in the first round, and seeded bucketing rely on it.
@@ -12,6 +13,7 @@ mimic, whose target is a row chosen in the first round, and seeded bucketing rel
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -22,6 +24,7 @@ from flwr.serverapp.strategy import Strategy
 from stamen.strategies.wrapper import StrategyWrapper
 
 TRAIN, EVALUATE = 0, 1
+_RANDOM_LOCK = threading.Lock()  # Python's ``random`` is one per process
 
 
 class SeededSampling(StrategyWrapper):
@@ -34,16 +37,18 @@ class SeededSampling(StrategyWrapper):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self._reseed(server_round, TRAIN)
-        messages = self.strategy.configure_train(server_round, arrays, config, grid)
+        with _RANDOM_LOCK:
+            self._reseed(server_round, TRAIN)
+            messages = list(self.strategy.configure_train(server_round, arrays, config, grid))
         rank = {node: i for i, node in enumerate(grid.get_node_ids())}
         return sorted(messages, key=lambda m: rank.get(m.metadata.dst_node_id, len(rank)))
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        self._reseed(server_round, EVALUATE)
-        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+        with _RANDOM_LOCK:
+            self._reseed(server_round, EVALUATE)
+            return list(self.strategy.configure_evaluate(server_round, arrays, config, grid))
 
     def _reseed(self, server_round: int, phase: int) -> None:
         state = np.random.SeedSequence([self.seed, server_round, phase]).generate_state(2)

@@ -60,3 +60,26 @@ def test_what_cannot_be_batched_runs_one_by_one_and_says_so_once(tiny_experiment
         fallback, _ = run(experiment.replace(batch_clients="on"), tmp_path / "on")
     assert caplog.text.count("Training clients one by one: only fixed local-steps") == 1
     assert all(torch.equal(fallback[key], alone[key]) for key in alone)
+
+
+def test_runs_in_one_process_train_together_with_their_results_alone(
+    tiny_experiment, tmp_path, caplog
+):
+    from stamen.simulations.bench import _run_cells
+
+    base = tiny_experiment.replace(
+        num_clients=6, min_available_clients=6, num_server_rounds=3, batch_clients="on",
+        **SETTINGS["robust-one-step"],
+    )  # fmt: skip
+    experiments = [base, base.replace(seed=1, aggregator="median"), base.replace(seed=2)]
+    alone = [run(e, tmp_path / f"alone-{i}") for i, e in enumerate(experiments)]
+    runs = [(e, tmp_path / f"together-{i}") for i, e in enumerate(experiments)]
+    with caplog.at_level(logging.INFO, logger="stamen"):
+        assert _run_cells(runs, threads=1, engine="inline") == [None] * 3
+    assert "up to 3 rounds trained together" in caplog.text
+    for (model, metrics), (_, out) in zip(alone, runs, strict=True):
+        together = torch.load(out / "model.pt")
+        for key in model:
+            torch.testing.assert_close(together[key], model[key], atol=1e-5, rtol=1e-4)
+        found = pd.read_csv(out / "metrics.csv")
+        assert (found.value - metrics.value).abs().max() < 1e-4

@@ -15,6 +15,7 @@ from __future__ import annotations
 from torch import nn
 
 from stamen.errors import ConfigError
+from stamen.models.dropout import Dropout, Dropout2d
 
 MIN_SIDE = 6  # two 3x3 valid convolutions (-4) then a 2x2 pool need at least 2 pixels left
 
@@ -46,10 +47,10 @@ def build_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         nn.ReLU(),
         nn.Conv2d(32, 64, 3),
         nn.MaxPool2d(2),
-        nn.Dropout2d(0.25),
+        Dropout2d(0.25),
         nn.Flatten(),
         nn.Linear(flat, 128),
         nn.ReLU(),
-        nn.Dropout(0.5),
+        Dropout(0.5),
         nn.Linear(128, num_classes),
     )

@@ -12,6 +12,8 @@ from stamen.datasets import FederatedDataset, Split
 from stamen.models import create_model
 
 CLIENTS, STEPS, BATCH = 3, 2, 8
+# CUDA where a machine has it: Stamen's dropout layers draw the same masks on every device
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def image_data(rng: np.random.Generator) -> FederatedDataset:
@@ -21,13 +23,16 @@ def image_data(rng: np.random.Generator) -> FederatedDataset:
     return FederatedDataset("tiny", split, split, 10, (1, 12, 12), "image")
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("model_name", "momentum", "weight_decay"),
     [("cnn", 0.0, 0.0), ("cnn", 0.9, 1e-3), ("mlp", 0.5, 0.0)],
 )
-def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay):
+def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay, device):
+    device = torch.device(device)
     data = image_data(np.random.default_rng(0))
     global_model = create_model(model_name, data.input_shape, data.num_classes, seed=0)
+    global_model.to(device)
     start = {k: v.clone() for k, v in global_model.state_dict().items()}
     seeds = [11, 22, 33]
     # each client's batches, in order (local-steps mode draws them from its rng)
@@ -37,12 +42,12 @@ def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay):
     owned = np.arange(CLIENTS * STEPS * BATCH).reshape(CLIENTS, STEPS * BATCH)
     alone, inputs, labels = [], [], []
     for client, seed in enumerate(seeds):
-        model = create_model(model_name, data.input_shape, data.num_classes, seed=0)
+        model = create_model(model_name, data.input_shape, data.num_classes, seed=0).to(device)
         model.load_state_dict(start)
         batches = []
         rng = np.random.default_rng(client)
         torch.manual_seed(seed)
-        metrics = train(model, data, owned[client], settings, rng, torch.device("cpu"))
+        metrics = train(model, data, owned[client], settings, rng, device)
         alone.append(({k: v.detach() for k, v in model.named_parameters()}, metrics))
         for batch in minibatches(owned[client], settings, np.random.default_rng(client)):
             batches.append(data.to_tensors(data.train, batch))
@@ -50,7 +55,7 @@ def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay):
         labels.append(torch.stack([y for _, y in batches]))
     batched, losses = BatchedSGD(
         global_model, lr=0.1, momentum=momentum, weight_decay=weight_decay
-    ).run(torch.stack(inputs), torch.stack(labels), seeds)
+    ).run(torch.stack(inputs).to(device), torch.stack(labels).to(device), seeds)
     for client in range(CLIENTS):
         params, metrics = alone[client]
         for name, value in params.items():

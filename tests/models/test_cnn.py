@@ -8,6 +8,7 @@ from torch import nn
 
 from stamen.errors import ConfigError
 from stamen.models import create_model
+from stamen.models.dropout import Dropout, Dropout2d
 
 
 def test_parameter_count_is_the_papers() -> None:
@@ -19,8 +20,8 @@ def test_parameter_count_is_the_papers() -> None:
 def test_no_relu_after_the_second_convolution() -> None:
     model = create_model("cnn", (1, 28, 28), 10, seed=0)
     assert [type(m) for m in model] == [
-        nn.Conv2d, nn.ReLU, nn.Conv2d, nn.MaxPool2d, nn.Dropout2d,
-        nn.Flatten, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear,
+        nn.Conv2d, nn.ReLU, nn.Conv2d, nn.MaxPool2d, Dropout2d,
+        nn.Flatten, nn.Linear, nn.ReLU, Dropout, nn.Linear,
     ]  # fmt: skip
     assert model[4].p == 0.25 and model[8].p == 0.5
     assert model[6].in_features == 9216 and model[6].out_features == 128

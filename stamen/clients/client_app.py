@@ -50,7 +50,7 @@ from stamen.models import create_model
 from stamen.seeding import torch_seeded
 from stamen.simulations.config import Experiment
 from stamen.strategies.base_optimizers import create_base_optimizer
-from stamen.strategies.flat_updates import array_values
+from stamen.strategies.flat_updates import array_values, state_record
 from stamen.strategies.mime import CONTROL_KEY, GRADIENT_KEY, STATE_KEY, from_record, to_record
 
 app = ClientApp()
@@ -133,7 +133,7 @@ class LocalTraining:
         experiment, attack = self.experiment, self.attack
         secure = "secure-key" in self.config
         if not self.start:  # no attack, no worker momentum, no secure shares: the model
-            content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+            content = RecordDict({"arrays": state_record(state), "metrics": MetricRecord(metrics)})
             return Message(content, reply_to=self.msg)
         update = flat_delta(self.start, state)
         if attack:  # Byzantine clients use no momentum
@@ -147,7 +147,7 @@ class LocalTraining:
             node = self.context.node_id
             return secure_reply(self.msg, update, self.config, node, metrics, self.seed)
         state = with_delta(self.start, state, update)
-        content = RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)})
+        content = RecordDict({"arrays": state_record(state), "metrics": MetricRecord(metrics)})
         return Message(content, reply_to=self.msg)
 
 

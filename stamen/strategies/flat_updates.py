@@ -40,6 +40,26 @@ def array_values(array: Array) -> np.ndarray:
     return flat.reshape(shape, order="F" if fortran_order else "C")
 
 
+def array_of(values: torch.Tensor | np.ndarray) -> Array:
+    """``values`` as a numpy-serialised ``Array``: the bytes ``Array(values)`` holds (``np.save``'s
+    format), written with one copy instead of ``np.save``'s three (6x faster for a model)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    if values.dtype.hasobject:
+        return Array(values)  # refuses pickled objects
+    if not values.flags.c_contiguous:
+        values = values.copy(order="C")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(values))
+    data = b"".join([header.getvalue(), values.reshape(-1).view(np.uint8)])
+    return Array(dtype=str(values.dtype), shape=tuple(values.shape), stype=SType.NUMPY, data=data)
+
+
+def state_record(state: dict[str, torch.Tensor]) -> ArrayRecord:
+    """A model's state dict as an ``ArrayRecord`` (as ``ArrayRecord(state)``, faster)."""
+    return ArrayRecord({key: array_of(value) for key, value in state.items()})
+
+
 @dataclass(frozen=True)
 class ArrayLayout:
     """Keys, shapes and dtypes of a model's arrays, to flatten and unflatten them."""
@@ -68,12 +88,20 @@ class ArrayLayout:
         self.flatten_into(arrays, vector)
         return vector
 
-    def flatten_into(self, arrays: ArrayRecord, out: torch.Tensor) -> None:
-        """Write the arrays into the contiguous float32 CPU vector ``out`` (d,)."""
+    def flatten_into(
+        self, arrays: ArrayRecord, out: torch.Tensor, minus: torch.Tensor | None = None
+    ) -> None:
+        """Write the arrays, less ``minus`` (d,) if given, into the contiguous float32 CPU
+        vector ``out`` (d,), in one pass."""
         flat, offset = out.numpy(), 0
+        subtract = None if minus is None else minus.numpy()
         for key in self.keys:
-            values = array_values(arrays[key])
-            flat[offset : offset + values.size] = values.reshape(-1)
+            values = array_values(arrays[key]).reshape(-1)
+            part = slice(offset, offset + values.size)
+            if subtract is None:
+                flat[part] = values
+            else:
+                np.subtract(values, subtract[part], out=flat[part], casting="unsafe")
             offset += values.size
 
     def unflatten(self, vector: torch.Tensor) -> ArrayRecord:
@@ -84,7 +112,7 @@ class ArrayLayout:
             size = int(np.prod(shape, dtype=np.int64))
             part = flat[offset : offset + size].reshape(shape)
             part = np.rint(part).astype(dtype) if dtype.kind in "iu" else part.astype(dtype)
-            arrays[key] = Array(np.asarray(part))
+            arrays[key] = array_of(part)
             offset += size
         return ArrayRecord(arrays)
 
@@ -121,21 +149,20 @@ def stack_updates(
     node_ids, counts, excluded = [], [], 0
     for reply in replies:
         row = updates[len(node_ids)]
-        examples = _valid_model_into(reply, layout, key, row)
+        examples = _valid_model_into(reply, layout, key, row, reference)
         if examples is None:
             excluded += 1
             continue
         node_ids.append(reply.metadata.src_node_id)
         counts.append(examples)
-    updates = updates[: len(node_ids)].sub_(reference)
-    return StackedUpdates(updates, tuple(node_ids), tuple(counts), excluded)
+    return StackedUpdates(updates[: len(node_ids)], tuple(node_ids), tuple(counts), excluded)
 
 
 def _valid_model_into(
-    reply: Message, layout: ArrayLayout, key: str | None, row: torch.Tensor
+    reply: Message, layout: ArrayLayout, key: str | None, row: torch.Tensor, reference: torch.Tensor
 ) -> float | None:
-    """The reply's number of examples, with its model written into ``row``; None (and
-    ``row`` undefined) when the reply is not a valid model."""
+    """The reply's number of examples, with its model less ``reference`` written into
+    ``row``; None (and ``row`` undefined) when the reply is not a valid model."""
     content = reply.content
     records = content.array_records
     found = len(records) == 1 if key is None else key in records
@@ -145,8 +172,8 @@ def _valid_model_into(
     arrays = records[key] if key is not None else next(iter(records.values()))
     if not layout.matches(arrays):
         return None
-    layout.flatten_into(arrays, row)
-    if not all_finite(row):
+    layout.flatten_into(arrays, row, reference)
+    if not all_finite(row):  # NaN or Inf in the model, or an update that overflows
         return None
     return float(examples)
 

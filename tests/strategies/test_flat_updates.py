@@ -5,25 +5,40 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
-from stamen.strategies.flat_updates import ArrayLayout, array_values, stack_updates
+from stamen.strategies.flat_updates import ArrayLayout, array_of, array_values, stack_updates
+
+VALUES = [
+    np.arange(12, dtype=np.float32).reshape(3, 4),
+    np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
+    np.arange(6, dtype=">f4").reshape(2, 3),  # big-endian
+    np.array(7, dtype=np.int64),  # a scalar (BatchNorm's counter)
+    np.zeros((0, 5), dtype=np.float32),
+    np.array([True, False]),
+]
 
 
-@pytest.mark.parametrize(
-    "values",
-    [
-        np.arange(12, dtype=np.float32).reshape(3, 4),
-        np.asfortranarray(np.arange(12, dtype=np.float64).reshape(3, 4)),
-        np.arange(6, dtype=">f4").reshape(2, 3),  # big-endian
-        np.array(7, dtype=np.int64),  # a scalar (BatchNorm's counter)
-        np.zeros((0, 5), dtype=np.float32),
-    ],
-)
+@pytest.mark.parametrize("values", VALUES)
 def test_array_values_equals_numpy_without_copying(values):
     array = Array(values)
     found = array_values(array)
     np.testing.assert_array_equal(found, array.numpy())
     assert found.dtype == values.dtype and found.shape == values.shape
     assert not found.flags.writeable  # a view of the Array's bytes
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_array_of_holds_what_flwr_array_holds(values):
+    expected, found = Array(values), array_of(values)
+    assert found.dtype == expected.dtype and found.shape == expected.shape
+    assert found.stype == expected.stype
+    np.testing.assert_array_equal(found.numpy(), values)
+    if values.flags.c_contiguous:  # np.save keeps a Fortran array's order; we write C order
+        assert found.data == expected.data
+
+
+@pytest.mark.parametrize("tensor", [torch.tensor(7), torch.randn(3, 4), torch.randn(4, 3).t()])
+def test_array_of_a_tensor_holds_what_flwr_array_holds(tensor):
+    np.testing.assert_array_equal(array_of(tensor).numpy(), Array(tensor).numpy())
 
 
 def test_stack_updates_writes_each_valid_model_minus_the_reference(tmp_path):

@@ -283,6 +283,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--partition", default="sorted", help="iid or sorted (exp2's axis)")
     parser.add_argument("--seed", type=int, default=0, help="0, 1 or 2 (exp2's axis)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (all engines)")
+    parser.add_argument("--csv", type=Path, help="output (default out/throughput-<device>.csv)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -313,7 +314,7 @@ def main() -> None:
     experiment = experiment_of(args)
     warm_up(experiment)
     results = []
-    path = OUT / f"throughput-{experiment.device}.csv"
+    path = args.csv or OUT / f"throughput-{experiment.device}.csv"
     for engine in args.engines:
         print(f"running {engine} ...", flush=True)
         results.append(measure(engine, experiment))

@@ -65,12 +65,6 @@ class CheckpointWriter:
         finally:
             self._pool.shutdown()
 
-    def __enter__(self) -> CheckpointWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _write(self, data: bytes) -> None:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_bytes(data)

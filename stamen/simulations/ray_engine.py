@@ -22,11 +22,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from logging import WARNING
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import tomli_w
+import torch
+from flwr.common.logger import log
 
 from stamen.errors import StamenError
 from stamen.simulations.config import Experiment
@@ -42,6 +45,12 @@ def run_ray(
     """Run ``experiment`` on Flower's Ray simulation engine; results go to ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     experiment = with_node_state(experiment.replace(out_dir=str(out_dir)), out_dir)
+    if experiment.client_gpus == 0 and experiment.device != "cpu" and torch.cuda.is_available():
+        log(
+            WARNING,
+            "Ray hides the GPUs from clients with client-gpus = 0, so they train on the CPU; "
+            "give each a fraction of a GPU, e.g. client-gpus = 0.1 for 10 per GPU.",
+        )
     if not experiment.resume:  # progress must not show an old run's rows
         (out_dir / METRICS_FILE).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="stamen-flwr-") as home:

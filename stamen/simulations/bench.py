@@ -230,6 +230,9 @@ def _run_cells(runs: list[tuple[Experiment, Path]], threads: int, engine: str) -
             _run_cell(experiment, out_dir, engine, batcher)
         except Exception as exc:  # noqa: BLE001  one failed cell does not stop the others
             errors[index] = str(exc) or repr(exc)
+        finally:
+            if batcher is not None:
+                batcher.finished()
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(len(runs))]
     for worker in workers:

@@ -39,11 +39,16 @@ class RunBatcher:
         self._window_s = window_s
         self._waiting: list[_Request] = []
         self._condition = threading.Condition()
+        self._finished: set[int] = set()  # the threads whose runs ended
         self.most_runs_together = 0  # the largest number of rounds trained in one call
 
     def finished(self) -> None:
-        """A run ended: no longer wait for it."""
+        """The calling thread's run ended, or will hand in nothing: no longer wait for it
+        (once per thread; later calls do nothing)."""
         with self._condition:
+            if threading.get_ident() in self._finished:
+                return
+            self._finished.add(threading.get_ident())
             self._live -= 1
             self._condition.notify_all()
 

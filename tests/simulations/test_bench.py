@@ -265,6 +265,21 @@ def test_a_grid_runs_on_the_ray_engine(tmp_path):
     assert set(results["round"]) == {0, 1} and set(results.aggregator) == {"median"}
 
 
+def test_runs_per_worker_run_cells_together_and_report_each(tmp_path):
+    grid = Grid("tiny", {**BASE, "batch-clients": "on"}, {"seed": [0, 1, 2]})
+    statuses = []
+    run_grid(grid.cells(), tmp_path, runs_per_worker=2, on_cell=lambda c, s: statuses.append(s))
+    assert statuses == ["finished"] * 3  # one worker ran two cells, another the third
+    assert all((cell_dir(tmp_path, c) / "summary.json").exists() for c in grid.cells())
+
+
+@pytest.mark.parametrize(("runs", "engine"), [(0, "inline"), (2, "ray")])
+def test_runs_per_worker_needs_one_or_the_inline_engine(tmp_path, runs, engine):
+    with pytest.raises(ConfigError, match="runs-per-worker"):
+        cells = Grid("g", BASE, {"seed": [0]}).cells()
+        run_grid(cells, tmp_path, runs_per_worker=runs, engine=engine)
+
+
 def test_an_unknown_engine_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="expected one of inline, ray"):
         run_grid(Grid("g", BASE, {"seed": [0]}).cells(), tmp_path, engine="spark")

@@ -55,6 +55,7 @@ from stamen.simulations.bench import Grid
 from stamen.simulations.config import Experiment
 from stamen.simulations.results import Row
 from stamen.strategies.aggregation import parse_pipeline
+from stamen.strategies.robust import round_generator
 
 ENGINES = ("bare", "ray", "inline", "batched")
 ROOT = Path(__file__).resolve().parent
@@ -96,12 +97,6 @@ class RoundClock:
         if last <= first or self.ended[last] - self.ended[first] < POLL_S:
             return float("nan")  # Ray's rows all arrived in one poll: too few rounds
         return (self.ended[last] - self.ended[first]) / (last - first)
-
-
-def round_generator(seed: int, server_round: int, stream: int) -> torch.Generator:
-    """The robust strategy's generator of one round (stream 0: attack, 1: aggregation)."""
-    state = np.random.SeedSequence([seed, server_round, stream]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
 
 
 def run_bare(experiment: Experiment, clock: RoundClock) -> float:

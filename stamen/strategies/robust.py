@@ -157,8 +157,13 @@ class RobustStrategy(FedAvg):
         return updates, attack_state
 
     def _generator(self, server_round: int, stream: int) -> torch.Generator:
-        seed = np.random.SeedSequence([self.seed, server_round, stream]).generate_state(1)[0]
-        return torch.Generator().manual_seed(int(seed))
+        return round_generator(self.seed, server_round, stream)
+
+
+def round_generator(seed: int, server_round: int, stream: int) -> torch.Generator:
+    """The server's generator of one round: stream 0 the simulated attack, 1 aggregation."""
+    state = np.random.SeedSequence([seed, server_round, stream]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
 
 
 @STRATEGIES.register("robust")

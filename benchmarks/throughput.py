@@ -24,12 +24,15 @@ thread, as Ray's actors have at ``client-cpus=1``.
 Columns: ``wall_s`` (whole run); ``round_s``, steady-state seconds per round (end of round 1
 to end of the last round; Ray's are read from ``metrics.csv`` every 0.5 s); rounds per second
 (``rounds / wall_s``); the ratio of each to ``bare`` measured in the same invocation; the
-final test accuracy, which must agree across the engines for one seed. Targets: ``inline``
+final test accuracy, which must agree across the engines for one seed. On a shared or
+throttled machine, ``--repeats N`` runs the engines N times interleaved and prints the
+medians, each ratio taken against ``bare`` of the same repeat. Targets: ``inline``
 within 1.2x of ``bare``; ``batched`` at least 3x faster than ``bare`` on a GPU and not slower
 on a CPU.
 
     python benchmarks/throughput.py                           # all four, 600 rounds
     python benchmarks/throughput.py --engines bare,inline --rounds 50 --device cuda
+    python benchmarks/throughput.py --engines bare,inline --rounds 60 --repeats 3
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -223,8 +227,11 @@ def warm_up(experiment: Experiment) -> None:
 
 
 def report(results: list[dict], experiment: Experiment) -> None:
-    base = next((r for r in results if r["engine"] == "bare"), None)
+    """Print every run, each against ``bare`` of its own repeat, then the medians."""
     for r in results:
+        base = next(
+            (b for b in results if b["engine"] == "bare" and b["repeat"] == r["repeat"]), None
+        )
         r["wall_ratio"] = r["wall_s"] / base["wall_s"] if base else float("nan")
         r["round_ratio"] = r["round_s"] / base["round_s"] if base else float("nan")
     device = resolve_device(experiment.device)
@@ -234,11 +241,35 @@ def report(results: list[dict], experiment: Experiment) -> None:
         f"{experiment.num_server_rounds} rounds, {where}, torch threads "
         f"{torch.get_num_threads()}, {os.cpu_count()} CPUs"
     )
+    print_table(results)
+    repeats = max(r["repeat"] for r in results) + 1
+    if repeats > 1:
+        print(f"\nmedian over {repeats} repeats (ratios taken within each repeat)")
+        engines = dict.fromkeys(r["engine"] for r in results)
+        print_table(
+            [
+                {
+                    key: (
+                        engine
+                        if key == "engine"
+                        else statistics.median(r[key] for r in results if r["engine"] == engine)
+                    )
+                    for key in TABLE
+                }
+                for engine in engines
+            ]
+        )
+
+
+TABLE = ("engine", "wall_s", "round_s", "rounds_per_s", "wall_ratio", "round_ratio", "accuracy")
+
+
+def print_table(rows: list[dict]) -> None:
     print(
         f"{'engine':<8}{'wall s':>9}{'s/round':>10}{'rounds/s':>10}"
         f"{'x bare (wall)':>15}{'x bare (round)':>16}{'accuracy':>10}"
     )
-    for r in results:
+    for r in rows:
         print(
             f"{r['engine']:<8}{r['wall_s']:>9.2f}{r['round_s']:>10.3f}{r['rounds_per_s']:>10.2f}"
             f"{r['wall_ratio']:>15.2f}{r['round_ratio']:>16.2f}{r['accuracy']:>10.4f}"
@@ -248,7 +279,7 @@ def report(results: list[dict], experiment: Experiment) -> None:
 def write_csv(results: list[dict], experiment: Experiment, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = [
-        "engine", "device", "partition", "seed", "rounds", "threads", "wall_s", "round_s",
+        "engine", "repeat", "device", "partition", "seed", "rounds", "threads", "wall_s", "round_s",
         "rounds_per_s", "wall_ratio", "round_ratio", "accuracy",
     ]  # fmt: skip
     with open(path, "w", newline="") as file:
@@ -285,6 +316,12 @@ def parse_args() -> argparse.Namespace:
         default=1,
         help="torch threads per process, all engines (0: torch's default)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the engines this many times, interleaved; the medians are printed last",
+    )
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
@@ -293,6 +330,8 @@ def parse_args() -> argparse.Namespace:
             f"unknown engine {unknown[0] if unknown else ''!r}: "
             f"expected a comma-separated subset of {', '.join(ENGINES)}"
         )
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (seconds per round needs two round ends)")
     args.engines = engines
@@ -310,11 +349,13 @@ def main() -> None:
     warm_up(experiment)
     results = []
     path = args.csv or OUT / f"throughput-{experiment.device}.csv"
-    for engine in args.engines:
-        print(f"running {engine} ...", flush=True)
-        results.append(measure(engine, experiment))
-        write_csv(results, experiment, path)  # as it goes: a cut run keeps what finished
+    for repeat in range(args.repeats):  # interleaved, so a slow spell hits every engine alike
+        for engine in args.engines:
+            print(f"running {engine} ({repeat + 1}/{args.repeats}) ...", flush=True)
+            results.append({**measure(engine, experiment), "repeat": repeat})
+            write_csv(results, experiment, path)  # as it goes: a cut run keeps what finished
     report(results, experiment)
+    write_csv(results, experiment, path)  # now with the ratios
     print(f"wrote {path}")
 
 

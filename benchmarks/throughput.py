@@ -18,7 +18,10 @@ non-iid cell), ``--seed`` and ``--rounds`` pick the cell.
   together (``BatchedSGD``).
 
 The data set is loaded and partitioned before any timing; Ray's workers load it themselves,
-which is part of its fixed cost. ``--threads 1`` (default) gives every process one torch
+which is part of its fixed cost. The process keeps the memory it frees
+(``stamen.simulations.allocator``), as the inline engine does, so the bare loop and the
+in-process engines all reuse their buffers (Ray's workers run with glibc's defaults).
+``--threads 1`` (default) gives every process one torch
 thread, as Ray's actors have at ``client-cpus=1``.
 
 Columns: ``wall_s`` (whole run); ``round_s``, steady-state seconds per round (end of round 1
@@ -55,6 +58,7 @@ from stamen.attacks import byzantine_clients, create_attack
 from stamen.clients.local_data import client_rng, dataset_of, train_partitions
 from stamen.clients.training import TrainSettings, evaluate, minibatches, resolve_device
 from stamen.models import create_model
+from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.bench import Grid
 from stamen.simulations.config import Experiment
 from stamen.simulations.results import Row
@@ -345,6 +349,7 @@ def main() -> None:
         # ServerApp process and Ray's actors.
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    keep_freed_memory()  # as run_inline does, so every engine of this process runs with it
     experiment = experiment_of(args)
     warm_up(experiment)
     results = []

@@ -26,6 +26,7 @@ from flwr.supercore.task_identity import TaskIdentity
 from stamen.clients.batched_round import PreparedRound, train_together
 from stamen.clients.client_app import app as client_app
 from stamen.clients.training import resolve_device
+from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.config import Experiment
 from stamen.simulations.results import RunRecorder, with_node_state
 from stamen.simulations.run_batcher import RunBatcher, Trained
@@ -141,7 +142,9 @@ def run_inline(
     experiment: Experiment, recorder: RunRecorder, batcher: RunBatcher | None = None
 ) -> dict:
     """Run ``experiment`` with all clients in this process; return the run summary. With a
-    ``batcher`` (runs in threads of one process) its batched rounds train with other runs'."""
+    ``batcher`` (runs in threads of one process) its batched rounds train with other runs'.
+    The process keeps the memory it frees (``keep_freed_memory``): every round reuses it."""
+    keep_freed_memory()
     experiment = with_node_state(experiment, recorder.out_dir)
     batch = experiment.batch_clients == "on" or (
         experiment.batch_clients == "auto" and resolve_device(experiment.device).type == "cuda"

@@ -1,0 +1,33 @@
+"""``keep_freed_memory``: a buffer freed in one round is reused by the next, not faulted in
+again page by page (counted as the process's minor page faults)."""
+
+import subprocess
+import sys
+
+CHECK = """
+import resource
+import numpy as np
+from stamen.simulations.allocator import keep_freed_memory
+
+def faults_of_rounds(rounds=3, size=4 * 2**20):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        # 25 replies of a round: written, so their pages are faulted in unless reused
+        buffers = [np.ones(size // 4, dtype=np.float32) for _ in range(25)]
+        del buffers
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+default = faults_of_rounds()
+assert keep_freed_memory()
+faults_of_rounds(rounds=1)  # the first round faults its pages in once
+print(default, faults_of_rounds())
+"""
+
+
+def test_freed_buffers_are_reused_across_rounds():
+    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    default, kept = map(int, done.stdout.split())
+    pages = 3 * 25 * 4 * 2**20 // 4096
+    assert default > pages / 4, default  # glibc's defaults fault many of them in every round
+    assert kept < pages / 20, kept

@@ -21,8 +21,8 @@ The data set is loaded and partitioned before any timing; Ray's workers load it 
 which is part of its fixed cost. The process keeps the memory it frees
 (``stamen.simulations.allocator``), as the inline engine does, so the bare loop and the
 in-process engines all reuse their buffers (Ray's workers run with glibc's defaults).
-``--threads 1`` (default) gives every process one torch
-thread, as Ray's actors have at ``client-cpus=1``.
+``--threads 1`` (default) gives every process one torch thread, as Ray's actors have at
+``client-cpus=1``.
 
 Columns: ``wall_s`` (whole run); ``round_s``, steady-state seconds per round (end of round 1
 to end of the last round; Ray's are read from ``metrics.csv`` every 0.5 s); rounds per second
@@ -71,6 +71,7 @@ OUT = ROOT / "out"
 EXP2 = ROOT / "bucketing" / "exp2.toml"
 AGGREGATOR = "bucketing(s=2) | cclip(tau=10, iters=3)"
 POLL_S = 0.5  # run_ray reads metrics.csv this often
+TABLE = ("engine", "wall_s", "round_s", "rounds_per_s", "wall_ratio", "round_ratio", "accuracy")
 
 
 def experiment_of(args: argparse.Namespace) -> Experiment:
@@ -263,9 +264,6 @@ def report(results: list[dict], experiment: Experiment) -> None:
                 for engine in engines
             ]
         )
-
-
-TABLE = ("engine", "wall_s", "round_s", "rounds_per_s", "wall_ratio", "round_ratio", "accuracy")
 
 
 def print_table(rows: list[dict]) -> None:

@@ -17,6 +17,7 @@ dropout off so that every layout does the same arithmetic). Seconds per round of
 ``x loop`` divides the row's time by the loop's, measured in the same run; ``max diff`` is
 the largest difference of the per-client gradients from the loop's. The last lines relate
 the loop to the core's peak: the second convolution's forward rate against a large ``sgemm``.
+The process keeps the memory it frees, as the inline engine does (``keep_freed_memory``).
 
     python benchmarks/cpu_layouts.py [--clients 25] [--rounds 5] [--threads 1]
 """
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from stamen.models import create_model
+from stamen.simulations.allocator import keep_freed_memory
 
 BATCH = 32
 Gradients = list[torch.Tensor]  # per parameter: (clients, *shape), or (*shape) when summed
@@ -106,6 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     torch.manual_seed(0)
     model = create_model("cnn", (1, 28, 28), 10, 0).eval()  # eval: dropout off everywhere
     x = torch.randn(args.clients, BATCH, 1, 28, 28)

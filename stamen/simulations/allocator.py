@@ -2,13 +2,13 @@
 
 Every round of a simulation allocates the same large buffers and frees them: each client's
 packed reply (4.8 MB for the bucketing CNN), the server's ``(n, d)`` update matrix (120 MB
-at n = 25), the attack's and the rules' temporaries. glibc serves blocks over its mmap
-threshold (at most 32 MB) with fresh ``mmap`` pages and returns freed memory at the top of
-the heap to the system above its trim threshold, so each round pays a page fault per 4 KB
-page again. Raising both thresholds keeps those pages in the process for the next round:
-packing 25 replies takes 0.025 s instead of 0.093 s, stacking them 0.047 s instead of 0.080 s
-(README, "Benchmarks"). The cost is a resident size that stays at its peak, which a
-simulation process reaches every round anyway.
+at n = 25), the attack's, the rules' and ``vmap``'s temporaries. glibc serves blocks over
+its mmap threshold (at most 32 MB by default) with fresh ``mmap`` pages and returns freed
+memory at the top of the heap to the system above its trim threshold, so each round pays a
+page fault per 4 KB page again. Raising both thresholds keeps those pages in the process
+for the next round (``benchmarks/allocator.py``; ``benchmarks/throughput.py`` for whole
+rounds). The cost is a resident size that stays at its peak, which a simulation process
+reaches every round anyway.
 """
 
 from __future__ import annotations

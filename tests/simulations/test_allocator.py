@@ -3,6 +3,7 @@ again page by page (counted as the process's minor page faults)."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 CHECK = """
 import resource
@@ -31,3 +32,18 @@ def test_freed_buffers_are_reused_across_rounds():
     pages = 3 * 25 * 4 * 2**20 // 4096
     assert default > pages / 4, default  # glibc's defaults fault many of them in every round
     assert kept < pages / 20, kept
+
+
+def test_benchmark_compares_the_settings_in_separate_processes():
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "allocator.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--clients", "5", "--rounds", "2"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:]}
+    assert list(rows) == ["loop", "vmap", "pack", "stack"], done.stdout
+    for step in ("loop", "stack"):  # the kept process faults far fewer pages in
+        faults_default, faults_kept = float(rows[step][3]), float(rows[step][4])
+        assert faults_kept < faults_default / 10, done.stdout

@@ -37,13 +37,15 @@ def test_freed_buffers_are_reused_across_rounds():
 def test_benchmark_compares_the_settings_in_separate_processes():
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "allocator.py"
     done = subprocess.run(
-        [sys.executable, str(script), "--clients", "5", "--rounds", "2"],
+        [sys.executable, str(script), "--rounds", "1"],  # 25 clients: a 120 MB matrix
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:]}
     assert list(rows) == ["loop", "vmap", "pack", "stack"], done.stdout
-    for step in ("loop", "stack"):  # the kept process faults far fewer pages in
-        faults_default, faults_kept = float(rows[step][3]), float(rows[step][4])
-        assert faults_kept < faults_default / 10, done.stdout
+    faults = {step: (float(row[3]), float(row[4])) for step, row in rows.items()}
+    default, kept = faults["stack"]  # over glibc's 32 MB cap: mmapped afresh by default
+    assert kept < default / 10, done.stdout
+    total_default, total_kept = (sum(f[i] for f in faults.values()) for i in (0, 1))
+    assert total_kept < total_default / 2, done.stdout

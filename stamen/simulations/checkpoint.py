@@ -8,12 +8,16 @@ bucketing, simulated attacks) and of the clients is seeded from ``(seed, round, 
 round ``r + 1`` draws the same whether or not the run stopped after round ``r``. Clients'
 own state (worker momentum) is kept by the nodes (``stamen.clients.worker_momentum``).
 
-The file is a pickle: load only checkpoints of your own runs. ``CheckpointWriter`` takes the
-bytes at the end of a round and writes them while the next round runs.
+The file is ``torch.save`` of plain values and tensors (``state_encoding``), read back with
+``torch.load(weights_only=True)``: loading a checkpoint never imports or calls code, so a
+checkpoint from elsewhere is safe to resume. Older pickle checkpoints are refused with one
+line. ``CheckpointWriter`` takes the bytes at the end of a round and writes them while the
+next round runs.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -28,7 +32,10 @@ from flwr.serverapp.strategy import Strategy
 
 from stamen.errors import StamenError
 from stamen.simulations.results import CHECKPOINT_FILE
+from stamen.simulations.state_encoding import decode, encode
 from stamen.strategies.wrapper import StrategyWrapper
+
+FORMAT = "stamen-checkpoint/1"
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ class CheckpointWriter:
         self._pending: Future | None = None
 
     def save(self, checkpoint: Checkpoint) -> None:
-        data = pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _serialise(checkpoint)
         self.wait()
         self._pending = self._pool.submit(self._write, data)
 
@@ -72,19 +79,55 @@ class CheckpointWriter:
 
 
 def load_checkpoint(out_dir: Path) -> Checkpoint:
+    """The checkpoint in ``out_dir``, read without running any code from the file."""
     path = Path(out_dir) / CHECKPOINT_FILE
     if not path.exists():
         raise StamenError(f"no {CHECKPOINT_FILE} in {out_dir}: nothing to resume")
-    if zipfile.is_zipfile(path):  # written by torch.save (Stamen 0.1.0 before this change)
-        return torch.load(path, weights_only=False)
-    with open(path, "rb") as file:
-        return pickle.load(file)
+    refused = (
+        f"{path} cannot be loaded safely: it is not a checkpoint of this Stamen (older ones "
+        f"were pickles, which can run code); delete it and run afresh"
+    )
+    if not zipfile.is_zipfile(path):  # a pickle, or torch's legacy format
+        raise StamenError(refused)
+    try:
+        content = torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:  # it names a class or function: refused unread
+        raise StamenError(refused) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise StamenError(f"cannot read {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise StamenError(refused)
+    try:
+        checkpoint = Checkpoint(
+            content["round"], decode(content["arrays"]), decode(content["strategy_state"])
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StamenError(f"{path}: {exc}; delete it and run afresh") from exc
+    if type(checkpoint.round) is not int or not isinstance(checkpoint.arrays, ArrayRecord):
+        raise StamenError(f"{path}: no round number or model; delete it and run afresh")
+    return checkpoint
+
+
+def _serialise(checkpoint: Checkpoint) -> bytes:
+    content = {
+        "format": FORMAT,
+        "round": checkpoint.round,
+        "arrays": encode(checkpoint.arrays),
+        "strategy_state": encode(checkpoint.strategy_state),
+    }
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    return buffer.getvalue()
 
 
 def strategy_state(strategy: Strategy) -> Any:
-    """The state of the strategy inside any wrappers."""
+    """The state of the strategy inside any wrappers: its ``state``, or the attributes of
+    flwr's own strategies but their functions (metric aggregation), which the resumed run's
+    strategy gets from its constructor as before."""
     inner = _innermost(strategy)
-    return inner.state if hasattr(inner, "state") else dict(vars(inner))
+    if hasattr(inner, "state"):
+        return inner.state
+    return {key: value for key, value in vars(inner).items() if not callable(value)}
 
 
 def restore_strategy_state(strategy: Strategy, state: Any) -> None:

@@ -72,6 +72,8 @@ class Experiment:
     distill_eval_every: int = 100
     distill_patience: int = 1000
     distill_drop_weak: bool = False
+    distill_clip_norm: float = 5.0
+    distill_keep_start: bool = False
     secure_s2: str = ""
     secure_dealer: str = ""
     secure_certs: str = ""
@@ -191,6 +193,10 @@ class Experiment:
         for name in ("distill_lr", "distill_temperature"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{key_of(name)} must be > 0, got {getattr(self, name)}")
+        if self.distill_clip_norm < 0:
+            raise ConfigError(
+                f"distill-clip-norm must be >= 0 (0: no clipping), got {self.distill_clip_norm}"
+            )
         if not 0 <= self.server_holdout < 1:
             raise ConfigError(f"server-holdout must be in [0, 1), got {self.server_holdout}")
         shares = parse_client_models(self.client_models, self.model)

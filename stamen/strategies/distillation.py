@@ -3,10 +3,18 @@
 A student (the FedAvg model of one architecture group) is trained on unlabeled inputs to
 match the ensemble of all received client models: the KL divergence between the softmax of
 the teachers' averaged logits and the student's, at temperature ``T`` (times ``T**2``, so
-gradients keep their scale), with Adam and a cosine learning-rate schedule. Every
+gradients keep their scale), with Adam and a cosine learning-rate schedule; the gradient's
+norm is clipped at ``clip_norm`` before each step (5, as in the authors' code). Every
 ``eval_every`` steps the student is scored on a labeled validation split; training stops
-after ``patience`` steps without a gain and the best student is kept, so it is never worse on
-validation than where it started.
+at the first evaluation ``patience`` or more steps after the last gain, and the best
+checkpoint is returned.
+
+Which checkpoints compete: by default, as the authors run it, only the distilled ones (the
+first evaluation is always the best so far, and ``patience`` counts from the best distilled
+checkpoint), so the returned student can be worse on validation than the FedAvg start.
+``keep_start=True`` also lets the start compete, scored before the first step: a checkpoint
+must then beat it strictly, and the student is never worse on validation than where it
+started (the authors' ``return_best_model_on_val``, off by default).
 
 The teachers' logits are computed once per call, not at every step: they do not change while
 the student trains. Plain torch, no Flower; runs on whichever device is given.
@@ -15,6 +23,7 @@ the student trains. Plain torch, no Flower; runs on whichever device is given.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +35,7 @@ from torch import Tensor, nn
 
 @dataclass(frozen=True)
 class DistillSettings:
-    """FedDF's server-side hyper-parameters; the defaults are the paper's."""
+    """FedDF's server-side hyper-parameters; the defaults are those of the paper and its code."""
 
     steps: int = 10_000
     batch_size: int = 128
@@ -35,6 +44,8 @@ class DistillSettings:
     eval_every: int = 100
     patience: int = 1_000  # steps without a validation gain before stopping
     drop_weak_teachers: bool = False  # drop teachers below chance on validation
+    clip_norm: float = 5.0  # the gradient's total norm is clipped at this (0: no clipping)
+    keep_start: bool = False  # the start competes with the distilled checkpoints
     seed: int = 0
 
 
@@ -60,7 +71,9 @@ def distill(
     Parameters
     ----------
     student : nn.Module
-        Starts from the group's FedAvg model; holds the best student on return.
+        Starts from the group's FedAvg model; holds the best candidate on return: the
+        distilled checkpoint with the highest validation accuracy (the earliest on ties), or
+        the start if ``settings.keep_start`` and no checkpoint beats it (or no step is taken).
     teachers : sequence of nn.Module
         All received client models, of any architectures with the same outputs.
     unlabeled : Tensor, shape (n, ...)
@@ -79,20 +92,24 @@ def distill(
         kept = [t for t in teachers if accuracy(t.to(device), val_x, val_y) >= chance]
         teachers = kept or list(teachers)
     target = ensemble_logits(teachers, unlabeled, settings.batch_size, device)
-    best_accuracy = start_accuracy = accuracy(student, val_x, val_y)
+    start_accuracy = accuracy(student, val_x, val_y)
+    # the start is a candidate only when kept; otherwise any first checkpoint beats it
+    best_accuracy = start_accuracy if settings.keep_start else -math.inf
     best_state, best_step = copy.deepcopy(student.state_dict()), 0
     optimizer = torch.optim.Adam(student.parameters(), lr=settings.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
     generator = torch.Generator().manual_seed(settings.seed)
     temperature = settings.temperature
     step = 0
-    while step < settings.steps and step - best_step < settings.patience:
+    while step < settings.steps:
         batch = torch.randint(len(unlabeled), (settings.batch_size,), generator=generator)
         student.train()
         logits = student(unlabeled[batch].to(device))
         loss = kl_to_ensemble(logits, target[batch.to(device)], temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if settings.clip_norm > 0:
+            nn.utils.clip_grad_norm_(student.parameters(), settings.clip_norm)
         optimizer.step()
         schedule.step()
         step += 1
@@ -101,7 +118,10 @@ def distill(
             if score > best_accuracy:
                 best_accuracy, best_step = score, step
                 best_state = copy.deepcopy(student.state_dict())
+            if step - best_step >= settings.patience:  # checked at evaluations, as the authors do
+                break
     student.load_state_dict(best_state)
+    best_accuracy = best_accuracy if step else start_accuracy  # no step: the start returned
     seconds = time.perf_counter() - started
     return DistillResult(step, start_accuracy, best_accuracy, len(teachers), seconds)
 

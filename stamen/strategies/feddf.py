@@ -7,8 +7,11 @@ The server keeps one student per architecture (``FedDFState``). A round:
 2. ``aggregate_train`` groups the valid replies by architecture; each group's student starts
    from the example-weighted FedAvg of the group and is then distilled towards the ensemble of
    ALL received client models (``distillation.distill``) on the server's unlabeled data, with
-   validation on its labeled held-back split (``distill_data``). A group without replies
-   keeps its student. ``distill-steps = 0`` skips distillation: FedAvg within each group.
+   validation on its labeled held-back split (``distill_data``). As in the authors' code, the
+   gradient norm is clipped at ``distill-clip-norm`` (5) and the group's new student is the
+   best distilled checkpoint on validation, which may score below the FedAvg start;
+   ``distill-keep-start = true`` lets the start compete too. A group without replies keeps
+   its student. ``distill-steps = 0`` skips distillation: FedAvg within each group.
 
 Malformed replies (wrong keys or shapes, NaN/Inf, no ``num-examples``) are excluded and
 counted. The round's metrics give the distillation steps, time and validation accuracy
@@ -181,6 +184,8 @@ def distill_settings(experiment: Experiment) -> DistillSettings:
         eval_every=experiment.distill_eval_every,
         patience=experiment.distill_patience,
         drop_weak_teachers=experiment.distill_drop_weak,
+        clip_norm=experiment.distill_clip_norm,
+        keep_start=experiment.distill_keep_start,
         seed=experiment.seed,
     )
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from stamen.strategies.distillation import (
+    DistillResult,
     DistillSettings,
     accuracy,
     distill,
@@ -61,18 +62,57 @@ def test_distillation_lowers_the_kl_to_the_ensemble_on_held_out_inputs():
     assert result.teachers == CLASSES
 
 
-def test_the_student_never_ends_worse_than_its_start_on_validation():
+def misled(keep_start: bool) -> tuple[nn.Module, dict, DistillResult, tuple]:
+    """A good student distilled towards a teacher that learned permuted labels."""
     x, y = blobs(600, seed=0)
-    student = trained(0, x, y)  # already good
-    bad_teachers = [net(20), net(21)]  # untrained: distilling towards them hurts
+    student = trained(0, x, y)
+    wrong = trained(1, x, (y + 1) % CLASSES)  # ~0% accuracy: distilling towards it hurts
     validation = blobs(300, seed=3)
     start = {k: v.clone() for k, v in student.state_dict().items()}
-    settings = DistillSettings(steps=200, batch_size=64, lr=0.01, eval_every=20, patience=100)
-    result = distill(student, bad_teachers, blobs(1000, seed=1)[0], validation, settings)
-    assert accuracy(student, *validation) == result.best_accuracy >= result.start_accuracy
-    assert result.steps == 100  # early stopping: no gain within the patience
-    if result.best_accuracy == result.start_accuracy:  # the start was kept, bit for bit
-        assert all(torch.equal(start[k], v) for k, v in student.state_dict().items())
+    settings = DistillSettings(
+        steps=200, batch_size=64, lr=0.01, eval_every=20, patience=100, keep_start=keep_start
+    )
+    result = distill(student, [wrong], blobs(1000, seed=1)[0], validation, settings)
+    return student, start, result, validation
+
+
+def test_with_keep_start_the_student_never_ends_worse_than_its_start_on_validation():
+    student, start, result, validation = misled(keep_start=True)
+    assert accuracy(student, *validation) == result.best_accuracy == result.start_accuracy
+    assert all(torch.equal(start[k], v) for k, v in student.state_dict().items())
+    assert result.steps == 100  # early stopping: no gain on the start within the patience
+
+
+def test_by_default_the_best_distilled_checkpoint_is_returned_even_when_worse():
+    student, start, result, validation = misled(keep_start=False)
+    assert accuracy(student, *validation) == result.best_accuracy < result.start_accuracy
+    assert not all(torch.equal(start[k], v) for k, v in student.state_dict().items())
+    assert result.steps == 120  # the first checkpoint (step 20) stays best: patience runs from it
+
+
+def test_the_gradient_is_clipped_to_the_clip_norm_before_each_step(monkeypatch):
+    seen: list[torch.Tensor] = []
+    adam_step = torch.optim.Adam.step
+
+    def spy(optimizer, *args, **kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        seen.append(torch.cat([g.flatten() for g in grads]).clone())
+        return adam_step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    x, y = blobs(600, seed=0)
+    teacher = trained(0, x, y)
+    unlabeled = 100 * blobs(500, seed=1)[0]  # far-out inputs: gradient norms in the hundreds
+    runs = {}
+    for clip_norm in (0.0, 5.0):
+        seen.clear()
+        settings = DistillSettings(steps=5, batch_size=64, eval_every=5, clip_norm=clip_norm)
+        distill(net(5), [teacher], unlabeled, blobs(100, seed=3), settings)
+        runs[clip_norm] = list(seen)
+    raw, clipped = runs[0.0][0], runs[5.0][0]  # same start and batch: same gradient before
+    assert raw.norm() > 50
+    torch.testing.assert_close(clipped, raw * 5 / raw.norm())
+    assert max(float(g.norm()) for g in runs[5.0]) <= 5 + 1e-4
 
 
 def test_teachers_below_chance_can_be_dropped():

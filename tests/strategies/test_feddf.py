@@ -17,7 +17,7 @@ from stamen.simulations.ray_engine import run_ray
 from stamen.simulations.results import RunRecorder, read_metrics
 from stamen.strategies.distill_data import ServerData, server_data
 from stamen.strategies.distillation import DistillSettings
-from stamen.strategies.feddf import FedDFStrategy
+from stamen.strategies.feddf import FedDFStrategy, distill_settings
 
 SHAPE, CLASSES = (5,), 3
 ARCHITECTURES = ("mlp", "mlp", "logreg", "logreg")  # of partitions 0..3 = nodes 1..4
@@ -36,7 +36,7 @@ class FourNodes:
         return [1, 2, 3, 4]
 
 
-def strategy(steps=0):
+def strategy(steps=0, keep_start=False):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(200, *SHAPE, generator=generator)
     server = ServerData(x[:100], (x[100:], (x[100:, 0] > 0).long()))
@@ -45,7 +45,9 @@ def strategy(steps=0):
         lambda node: node - 1,
         lambda name: model(name, seed=7),
         server,
-        DistillSettings(steps=steps, batch_size=32, eval_every=5, patience=steps),
+        DistillSettings(
+            steps=steps, batch_size=32, eval_every=5, patience=steps, keep_start=keep_start
+        ),
         torch.device("cpu"),
         min_available_nodes=4,
     )
@@ -108,15 +110,31 @@ def test_a_group_without_replies_keeps_its_student():
     assert np.array_equal(flat(feddf.state.students["logreg"]), flat(record("logreg")))
 
 
-def test_distillation_runs_per_architecture_towards_all_teachers():
-    feddf = strategy(steps=20)
+@pytest.mark.parametrize("keep_start", [False, True])
+def test_distillation_runs_per_architecture_towards_all_teachers(keep_start):
+    feddf = strategy(steps=20, keep_start=keep_start)
     configured(feddf)
     replies = [reply(n, record(ARCHITECTURES[n - 1], n)) for n in (1, 2, 3, 4)]
     _, metrics = feddf.aggregate_train(1, replies)
+    fedavg = strategy(steps=0)
+    configured(fedavg)
+    fedavg.aggregate_train(1, replies)
     for name in ("mlp", "logreg"):
         assert metrics[f"teachers/{name}"] == 4  # the ensemble of all received models
         assert 5 <= metrics[f"distill-steps/{name}"] <= 20
-        assert metrics[f"validation-distilled/{name}"] >= metrics[f"validation-fedavg/{name}"]
+        if keep_start:  # never worse on validation than the FedAvg start
+            assert metrics[f"validation-distilled/{name}"] >= metrics[f"validation-fedavg/{name}"]
+        else:  # a distilled checkpoint, never the untouched FedAvg start
+            assert not np.array_equal(
+                flat(feddf.state.students[name]), flat(fedavg.state.students[name])
+            )
+
+
+def test_the_run_config_reaches_the_distillation_with_the_authors_defaults():
+    assert distill_settings(Experiment()) == DistillSettings(clip_norm=5.0, keep_start=False)
+    changed = Experiment.from_run_config({"distill-clip-norm": 0.0, "distill-keep-start": True})
+    settings = distill_settings(changed)
+    assert settings.clip_norm == 0.0 and settings.keep_start is True
 
 
 def test_no_valid_reply_keeps_the_models():
@@ -172,6 +190,7 @@ def test_server_data_sources(tiny_experiment, tmp_path):
         ({"client-models": "mlp:0.5, cnn:0.5", "model": "mlp"}, "needs strategy=feddf"),
         ({"strategy": "feddf", "server-holdout": 0.1, "client-models": "mlp:1"}, "must be one of"),
         ({"distill-temperature": 0.0}, "distill-temperature must be > 0"),
+        ({"distill-clip-norm": -1.0}, r"distill-clip-norm must be >= 0 \(0: no clipping\)"),
         ({"server-holdout": 1.0}, r"server-holdout must be in \[0, 1\)"),
     ],
 )

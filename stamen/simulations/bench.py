@@ -9,7 +9,9 @@ unless every table of the axis names itself with ``label = "..."``: then the axi
 column of labels (``method = [{label = "FedAvg", strategy = "fedavg"}, ...]``).
 Each cell runs on the in-process engine (or Flower's Ray engine) in a worker process and
 writes its own run folder under ``cells/``; a cell whose ``summary.json`` exists is done and
-is not run again, so an interrupted grid resumes where it stopped.
+is not run again, so an interrupted grid resumes where it stopped. Ctrl-C or SIGTERM stops
+the workers at once, with everything they started; the cells then in progress resume from
+their last checkpoint.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import itertools
 import json
 import logging
 import os
+import signal
 import threading
 import tomllib
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,7 @@ import torch
 
 from stamen.errors import ConfigError, StamenError
 from stamen.simulations.config import Experiment
+from stamen.simulations.processes import stop_process_trees
 
 if TYPE_CHECKING:
     from stamen.simulations.run_batcher import RunBatcher
@@ -191,7 +195,11 @@ def run_grid(
     chunks = [pending[i : i + runs_per_worker] for i in range(0, len(pending), runs_per_worker)]
     threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
     context = get_context("spawn")  # a clean interpreter per worker: no inherited torch state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    others = {child.pid for child in active_children()}
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_leave_ctrl_c_to_the_grid
+    )
+    try:
         futures = {
             pool.submit(
                 _run_cells,
@@ -207,10 +215,24 @@ def run_grid(
             errors = future.result() if error is None else [str(error)] * len(chunk)
             for cell, failure in zip(chunk, errors, strict=True):
                 report(cell, "finished" if failure is None else f"failed: {failure}")
+    except BaseException:
+        # Ctrl-C or SIGTERM (which the CLI raises as KeyboardInterrupt): the cells in progress
+        # stop now, not after their last round; their finished rounds are in their folders
+        # (metrics and checkpoint), so the next run of the grid resumes them.
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_process_trees({child.pid for child in active_children()} - others, grace_s=2.0)
+        raise
+    pool.shutdown()
 
 
 def cell_dir(out_dir: Path, cell: Cell) -> Path:
     return Path(out_dir) / "cells" / cell.key
+
+
+def _leave_ctrl_c_to_the_grid() -> None:
+    """A worker ignores SIGINT: Ctrl-C in a terminal reaches every process of the group, and
+    the grid then stops its workers and all they started (SIGTERM, then SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_cells(runs: list[tuple[Experiment, Path]], threads: int, engine: str) -> list[str | None]:

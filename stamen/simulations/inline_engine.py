@@ -4,11 +4,13 @@ No SuperLink, no Ray, no serialisation: the same ServerApp logic and the same Cl
 in one process, one message at a time. Each virtual node keeps its own ``Context`` (node
 config ``partition-id``/``num-partitions``, persistent state) as on Flower's simulation
 engine. A ClientApp that raises is answered with an error reply, as Flower's engine does,
-so one failing client never stops the server.
+so one failing client never stops the server. Any Flower ClientApp runs (``client_app``);
+Stamen's is the default.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -24,10 +26,11 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 from stamen.clients.batched_round import PreparedRound, train_together
-from stamen.clients.client_app import app as client_app
 from stamen.clients.training import resolve_device
+from stamen.errors import StamenError
 from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.config import Experiment
+from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.results import RunRecorder, with_node_state
 from stamen.simulations.run_batcher import RunBatcher, Trained
 from stamen.simulations.server_app import run_experiment
@@ -138,29 +141,44 @@ def _stamped(reply: Message) -> Message:
     return reply
 
 
+def load_client_app(component: str) -> ClientApp:
+    """The ClientApp named ``module:attribute``, as in a Flower App's ``pyproject.toml``."""
+    module, _, attribute = component.partition(":")
+    found = getattr(importlib.import_module(module), attribute, None)
+    if not isinstance(found, ClientApp):
+        raise StamenError(f"{component!r} names no ClientApp: expected 'module:attribute'")
+    return found
+
+
 def run_inline(
-    experiment: Experiment, recorder: RunRecorder, batcher: RunBatcher | None = None
+    experiment: Experiment,
+    recorder: RunRecorder,
+    batcher: RunBatcher | None = None,
+    client_app: str = STAMEN_CLIENT_APP,
 ) -> dict:
     """Run ``experiment`` with all clients in this process; return the run summary. With a
     ``batcher`` (runs in threads of one process) its batched rounds train with other runs'.
-    The process keeps the memory it frees (``keep_freed_memory``): every round reuses it."""
+    The process keeps the memory it frees (``keep_freed_memory``): every round reuses it.
+    ``client_app`` (``module:attribute``) names the ClientApp; only Stamen's trains batched."""
     keep_freed_memory()
     experiment = with_node_state(experiment, recorder.out_dir)
-    batch = experiment.batch_clients == "on" or (
-        experiment.batch_clients == "auto" and resolve_device(experiment.device).type == "cuda"
+    stamen_clients = client_app == STAMEN_CLIENT_APP
+    batch = stamen_clients and (
+        experiment.batch_clients == "on"
+        or (experiment.batch_clients == "auto" and resolve_device(experiment.device).type == "cuda")
     )
     if batcher is not None and not batch:
         batcher.finished()  # it will hand in nothing: no one waits for it
         batcher = None
     grid = InlineGrid(
-        client_app,
+        load_client_app(client_app),
         experiment.to_run_config(),
         experiment.num_clients,
         batch_clients=batch,
         train_round=batcher.train if batcher else PreparedRound.train,
     )
     try:
-        return run_experiment(grid, experiment, recorder, engine="inline")
+        return run_experiment(grid, experiment, recorder, "inline", stamen_clients)
     finally:
         if batcher is not None:
             batcher.finished()

@@ -6,6 +6,7 @@ loopback ports with its own ``FLWR_HOME``, submits a generated Flower App (a
 config), streams the run, and stops every process it started (see
 :mod:`stamen.simulations.processes`) on exit, error or Ctrl-C. Client resources (CPUs and
 the GPU fraction per virtual client) come from the ``client-cpus`` and ``client-gpus`` keys.
+Any Flower ClientApp importable by the Ray actors can stand in for Stamen's (``client_app``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from flwr.common.logger import log
 
 from stamen.errors import StamenError
 from stamen.simulations.config import Experiment
+from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.processes import MARKER_VARIABLE, stop_run_processes
 from stamen.simulations.results import METRICS_FILE, Row, with_node_state
 
@@ -40,9 +42,13 @@ STARTUP_TIMEOUT_S = 60.0
 
 
 def run_ray(
-    experiment: Experiment, out_dir: Path, on_row: Callable[[Row], None] | None = None
+    experiment: Experiment,
+    out_dir: Path,
+    on_row: Callable[[Row], None] | None = None,
+    client_app: str = STAMEN_CLIENT_APP,
 ) -> None:
-    """Run ``experiment`` on Flower's Ray simulation engine; results go to ``out_dir``."""
+    """Run ``experiment`` on Flower's Ray simulation engine; results go to ``out_dir``.
+    ``client_app`` (``module:attribute``) names the ClientApp (``write_app``)."""
     out_dir = Path(out_dir).resolve()
     experiment = with_node_state(experiment.replace(out_dir=str(out_dir)), out_dir)
     if experiment.client_gpus == 0 and experiment.device != "cpu" and torch.cuda.is_available():
@@ -58,7 +64,7 @@ def run_ray(
         env = flower_env(home)
         if experiment.ray_address:  # Flower's ray.init() joins the cluster named here
             env["RAY_ADDRESS"] = experiment.ray_address
-        app_dir = write_app(home / "app", experiment)
+        app_dir = write_app(home / "app", experiment, client_app)
         with superlink(home, env) as address:
             write_connection(home, address)
             federation = (
@@ -129,8 +135,9 @@ def flower_env(home: Path) -> dict[str, str]:
     return env
 
 
-def write_app(app_dir: Path, experiment: Experiment) -> Path:
-    """A minimal Flower App naming Stamen's installed components, with this run config."""
+def write_app(app_dir: Path, experiment: Experiment, client_app: str = STAMEN_CLIENT_APP) -> Path:
+    """A minimal Flower App naming Stamen's installed ServerApp and ``client_app``, with this
+    run config. The ClientApp's module must be importable where it runs (``PYTHONPATH``)."""
     app_dir.mkdir(parents=True)
     project = {
         "build-system": {"requires": ["setuptools"], "build-backend": "setuptools.build_meta"},
@@ -141,7 +148,7 @@ def write_app(app_dir: Path, experiment: Experiment) -> Path:
                     "publisher": "stamen",
                     "components": {
                         "serverapp": "stamen.simulations.server_app:app",
-                        "clientapp": "stamen.clients.client_app:app",
+                        "clientapp": client_app,
                     },
                     "config": experiment.to_run_config(),
                 }

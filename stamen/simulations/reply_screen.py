@@ -7,7 +7,10 @@ Every strategy, Stamen's and flwr's own, gets only replies that are well formed.
 - its payload is more than ``MAX_REPLY_RATIO`` times what it was sent, plus 1 MiB
   (a reply carries at most a model, a gradient or two shares of the update: about 2x),
 - its ``"arrays"`` do not have exactly the keys, shapes and dtypes of the ``"arrays"`` it was
-  sent, or hold NaN or Inf,
+  sent, or hold NaN or Inf; the keys sent in another order, and arrays returned as a list in
+  the order sent (keys ``"0"``, ``"1"``, ..., from ``ArrayRecord(numpy_ndarrays=...)``, as
+  Flower's classic ClientApps reply), are accepted and put under the keys sent, in the order
+  sent (``with_sent_keys``),
 - it carries a model without a positive ``"num-examples"`` in its ``"metrics"``.
 
 A node messaged but silent until the round's timeout (crashed, hung, disconnected) is
@@ -16,13 +19,14 @@ dropped too. Each dropped node and the reason go to the log and to the run's res
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import Message
+from flwr.app import Message, RecordDict
 
 from stamen.simulations.traffic import payload_bytes
-from stamen.strategies.flat_updates import array_values
+from stamen.strategies.flat_updates import array_values, keyed_as
 
 MAX_REPLY_RATIO = 4
 _SLACK_BYTES = 2**20
@@ -45,9 +49,10 @@ def refusal(sent: Message, reply: Message) -> str | None:
     content = reply.content
     if "arrays" not in content.array_records or "arrays" not in sent.content.array_records:
         return None  # no model (e.g. secure shares, a gradient): the strategy checks it
-    expected, found = sent.content["arrays"], content["arrays"]
-    if list(found.keys()) != list(expected.keys()):
-        return f"model keys {list(found.keys())[:4]} do not match those sent"
+    expected, returned = sent.content["arrays"], content["arrays"]
+    found = keyed_as(returned, list(expected.keys()))
+    if found is None:
+        return f"model keys {list(returned.keys())[:4]} do not match those sent"
     for key, array in found.items():
         if tuple(array.shape) != tuple(expected[key].shape) or array.dtype != expected[key].dtype:
             return f"{key} has shape {tuple(array.shape)} {array.dtype}, not as sent"
@@ -59,3 +64,19 @@ def refusal(sent: Message, reply: Message) -> str | None:
     if not isinstance(examples, int | float) or examples <= 0:
         return "no positive num-examples"
     return None
+
+
+def with_sent_keys(sent: Message, reply: Message) -> Message:
+    """``reply``, or a copy of it whose ``"arrays"`` carry the keys of the ``"arrays"`` it was
+    sent, in that order, when it returned them otherwise (``keyed_as``: as a list, or
+    reordered), so that every strategy, flwr's FedAvg included, reads the model by name. For
+    replies that ``refusal`` accepts."""
+    if reply.has_error() or any("arrays" not in m.content.array_records for m in (sent, reply)):
+        return reply
+    returned = reply.content["arrays"]
+    found = keyed_as(returned, list(sent.content["arrays"].keys()))
+    if found is None or found is returned:
+        return reply
+    renamed = copy(reply)  # same metadata; the reply received is left as it was
+    renamed.content = RecordDict({**reply.content, "arrays": found})
+    return renamed

@@ -29,7 +29,11 @@ from stamen.simulations.checkpoint import (
     strategy_state,
 )
 from stamen.simulations.config import Experiment
-from stamen.simulations.ordered_grid import PartitionOrderedGrid
+from stamen.simulations.ordered_grid import (
+    STAMEN_CLIENT_APP,
+    PartitionOrderedGrid,
+    named_client_app,
+)
 from stamen.simulations.recorded_strategy import RecordedStrategy
 from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.simulations.rounds import run_rounds
@@ -48,18 +52,27 @@ TRAIN_KEYS = ("local-epochs", "local-steps", "batch-size", "lr", "momentum", "we
 def main(grid: Grid, context: Context) -> None:
     experiment = Experiment.from_run_config(dict(context.run_config))
     out_dir = Path(experiment.out_dir) if experiment.out_dir else default_out_dir(experiment)
-    run_experiment(grid, experiment, RunRecorder(out_dir, experiment), engine="flower")
+    # Ask for partitions when the run's App names Stamen's ClientApp (or names none).
+    ask = named_client_app(grid.run) in (None, STAMEN_CLIENT_APP)
+    run_experiment(grid, experiment, RunRecorder(out_dir, experiment), "flower", ask)
 
 
-def run_experiment(grid: Grid, experiment: Experiment, recorder: RunRecorder, engine: str) -> dict:
-    """Run ``num-server-rounds`` rounds on ``grid``; write results; return the summary."""
+def run_experiment(
+    grid: Grid,
+    experiment: Experiment,
+    recorder: RunRecorder,
+    engine: str,
+    ask_partitions: bool = True,
+) -> dict:
+    """Run ``num-server-rounds`` rounds on ``grid``; write results; return the summary.
+    ``ask_partitions``: the nodes run Stamen's ClientApp (``PartitionOrderedGrid``)."""
     data = load_dataset(experiment.dataset, seed=experiment.seed)
     names = architectures(experiment)
     models = {
         name: create_model(name, data.input_shape, data.num_classes, experiment.seed)
         for name in names
     }
-    grid = PartitionOrderedGrid(grid)
+    grid = PartitionOrderedGrid(grid, ask_partitions=ask_partitions)
     _check_node_count(grid, experiment)
     with secure_services(experiment, recorder.out_dir) as experiment:
         return _run(grid, experiment, recorder, engine, data, models)

@@ -1,8 +1,10 @@
 """Client replies to one stacked ``(n, d)`` tensor of updates and back, validating each reply.
 
-A reply is kept when it carries one ``"arrays"`` record with the global model's keys and
-shapes, finite values and a ``MetricRecord`` with ``"num-examples"``; any other reply is
-excluded from the round (and counted), so one malformed client never stops the server.
+A reply is kept when it carries one ``"arrays"`` record with the global model's keys (in any
+order, or its arrays as a list in key order, as ``ArrayRecord(numpy_ndarrays=...)`` writes
+them: see ``keyed_as``) and shapes, finite values and a ``MetricRecord`` with
+``"num-examples"``; any other reply is excluded from the round (and counted), so one
+malformed client never stops the server.
 The update of client i is its model minus the global model, flattened in key order.
 Replies are read in place (``array_values``) and written once into the ``(n, d)`` tensor.
 """
@@ -10,7 +12,7 @@ Replies are read in place (``array_values``) and written once into the ``(n, d)`
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +62,22 @@ def state_record(state: dict[str, torch.Tensor]) -> ArrayRecord:
     return ArrayRecord({key: array_of(value) for key, value in state.items()})
 
 
+def keyed_as(arrays: ArrayRecord, keys: Sequence[str]) -> ArrayRecord | None:
+    """``arrays`` under ``keys``, in that order: as they are when those are their keys;
+    reordered when they hold the same keys in another order; renamed in order when they are
+    a list of as many arrays (keys ``"0"``, ``"1"``, ..., as Flower's classic ClientApps reply
+    with ``ArrayRecord(numpy_ndarrays=...)``); None for any other keys (missing, extra or
+    unknown ones). Shapes are not checked here. No array is copied."""
+    found = list(arrays.keys())
+    if found == list(keys):
+        return arrays
+    if set(found) == set(keys):
+        return ArrayRecord({key: arrays[key] for key in keys})
+    if found == [str(i) for i in range(len(keys))]:
+        return ArrayRecord({key: arrays[name] for key, name in zip(keys, found)})
+    return None
+
+
 @dataclass(frozen=True)
 class ArrayLayout:
     """Keys, shapes and dtypes of a model's arrays, to flatten and unflatten them."""
@@ -77,10 +95,15 @@ class ArrayLayout:
     def size(self) -> int:
         return int(sum(np.prod(shape, dtype=np.int64) for shape in self.shapes))
 
-    def matches(self, arrays: ArrayRecord) -> bool:
-        return tuple(arrays) == self.keys and all(
-            tuple(arrays[key].shape) == shape for key, shape in zip(self.keys, self.shapes)
-        )
+    def conformed(self, arrays: ArrayRecord) -> ArrayRecord | None:
+        """``arrays`` under this layout's keys (``keyed_as``) when they have its shapes, else
+        None."""
+        keyed = keyed_as(arrays, self.keys)
+        if keyed is None or any(
+            tuple(keyed[key].shape) != shape for key, shape in zip(self.keys, self.shapes)
+        ):
+            return None
+        return keyed
 
     def flatten(self, arrays: ArrayRecord) -> torch.Tensor:
         """All arrays as one float32 vector, shape (d,)."""
@@ -169,8 +192,8 @@ def _valid_model_into(
     examples = num_examples(reply)
     if not found or examples is None:
         return None
-    arrays = records[key] if key is not None else next(iter(records.values()))
-    if not layout.matches(arrays):
+    arrays = layout.conformed(records[key] if key is not None else next(iter(records.values())))
+    if arrays is None:
         return None
     layout.flatten_into(arrays, row, reference)
     if not all_finite(row):  # NaN or Inf in the model, or an update that overflows

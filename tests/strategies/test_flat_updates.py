@@ -1,11 +1,17 @@
-"""Replies read in place: ``array_values`` and ``stack_updates``."""
+"""Replies read in place: ``array_values``, ``keyed_as`` and ``stack_updates``."""
 
 import numpy as np
 import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
-from stamen.strategies.flat_updates import ArrayLayout, array_of, array_values, stack_updates
+from stamen.strategies.flat_updates import (
+    ArrayLayout,
+    array_of,
+    array_values,
+    keyed_as,
+    stack_updates,
+)
 
 VALUES = [
     np.arange(12, dtype=np.float32).reshape(3, 4),
@@ -66,3 +72,61 @@ def test_stack_updates_writes_each_valid_model_minus_the_reference(tmp_path):
     assert stacked.excluded == 1 and stacked.num_examples == (10.0, 5.0)
     expected = torch.tensor([[2.0] * 6 + [1.0] * 2, [-1.0] * 6 + [-2.0] * 2])
     torch.testing.assert_close(stacked.updates, expected)
+
+
+SENT = {"w": np.ones((2, 3), np.float32), "b": np.zeros(2, np.float32)}
+
+
+def as_list(values: list[np.ndarray]) -> ArrayRecord:
+    """As Flower's classic ClientApps reply: keys "0", "1", ..."""
+    return ArrayRecord(numpy_ndarrays=values)
+
+
+def test_keyed_as_keeps_a_record_with_the_keys_sent():
+    record = ArrayRecord({k: Array(v) for k, v in SENT.items()})
+    assert keyed_as(record, ["w", "b"]) is record
+
+
+def test_keyed_as_names_a_list_in_the_order_sent_without_copying():
+    record = as_list(list(SENT.values()))
+    keyed = keyed_as(record, ["w", "b"])
+    assert list(keyed.keys()) == ["w", "b"]
+    assert keyed["w"].data is record["0"].data and keyed["b"].data is record["1"].data
+    assert list(record.keys()) == ["0", "1"]  # the input is left as it was
+
+
+def test_keyed_as_puts_the_keys_sent_in_the_order_sent():
+    record = ArrayRecord({k: Array(SENT[k]) for k in ["b", "w"]})
+    keyed = keyed_as(record, ["w", "b"])
+    assert list(keyed.keys()) == ["w", "b"] and keyed["w"].data is record["w"].data
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [["0"], ["0", "1", "2"], ["1", "0"], ["w", "x"], ["w"], ["w", "b", "x"]],
+    ids=["too few", "too many", "list out of order", "unknown key", "missing key", "extra key"],
+)
+def test_keyed_as_refuses_any_other_keys(keys):
+    record = ArrayRecord({key: Array(np.zeros(2, np.float32)) for key in keys})
+    assert keyed_as(record, ["w", "b"]) is None
+
+
+def test_stack_updates_takes_a_list_in_the_order_sent_and_refuses_other_shapes():
+    from stamen.clients.client_app import app
+    from stamen.simulations.inline_engine import InlineGrid
+
+    InlineGrid(app, {}, 1)  # sets the task identity Messages need
+    reference = ArrayRecord({k: Array(v) for k, v in SENT.items()})
+    layout = ArrayLayout.of(reference)
+    sent = Message(RecordDict({"arrays": reference}), dst_node_id=1, message_type="train")
+
+    def reply(values: list[np.ndarray]) -> Message:
+        metrics = MetricRecord({"num-examples": 10})
+        return Message(RecordDict({"arrays": as_list(values), "metrics": metrics}), reply_to=sent)
+
+    listed = [np.full((2, 3), 3.0, np.float32), np.full(2, 1.0, np.float32)]
+    stacked = stack_updates(
+        [reply(listed), reply(listed[::-1]), reply(listed[:1])], layout.flatten(reference), layout
+    )
+    assert stacked.excluded == 2
+    torch.testing.assert_close(stacked.updates, torch.tensor([[2.0] * 6 + [1.0] * 2]))

@@ -11,3 +11,8 @@ class ConfigError(StamenError, ValueError):
 
 class DatasetUnavailable(StamenError, RuntimeError):
     """A data source that cannot be loaded here: the message says what to install."""
+
+
+class RoundSkipped(StamenError):
+    """A round that cannot be aggregated (too few replies for the rule, no valid shares):
+    the model stays, the run goes on, and the message is written to the results."""

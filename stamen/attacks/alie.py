@@ -1,8 +1,13 @@
 """ALIE, "A Little Is Enough" (Baruch, Baruch & Goldberg, NeurIPS 2019, arXiv:1902.06156).
 
-Every Byzantine client sends ``mean - z * std`` (per coordinate) of the honest updates, small
-enough to stay inside the spread of honest values. Without an explicit ``z`` the paper's
-choice is used: with ``n`` clients of which ``f`` are Byzantine,
+The authors' Byzantine clients send the gradient ``mu - z * sigma`` (per coordinate) of the
+honest gradients, small enough to stay inside the spread of honest values. Stamen's updates are
+model changes, ``-lr`` times a gradient for one SGD step, so the same attack is the update
+
+    mean + z * std
+
+of the honest updates (``-lr (mu - z sigma) = mean + z std``). Without an explicit ``z`` the
+paper's choice is used: with ``n`` clients of which ``f`` are Byzantine,
 
     s = floor(n / 2 + 1) - f,        z = Phi^{-1}((n - s) / n).
 
@@ -16,6 +21,7 @@ the reference implementations; it needs at least two honest updates.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
@@ -38,7 +44,8 @@ def alie_z(num_clients: int, num_byzantine: int) -> float:
 
 @dataclass(frozen=True)
 class ALIE(OmniscientAttack):
-    """Send ``mean - z * std`` of the honest updates (simulation only).
+    """Send ``mean + z * std`` of the honest updates: the authors' ``mu - z sigma`` of
+    gradients, in update space (simulation only).
 
     Parameters
     ----------
@@ -55,11 +62,16 @@ class ALIE(OmniscientAttack):
         )
 
     def craft(
-        self, honest: Tensor, num_byzantine: int, generator: torch.Generator, state: Any = None
+        self,
+        honest: Tensor,
+        num_byzantine: int,
+        generator: torch.Generator,
+        state: Any = None,
+        clients: Sequence[int] | None = None,
     ) -> tuple[Tensor, Any]:
         check_round(honest, num_byzantine, min_honest=2)
         if num_byzantine == 0:
             return honest.new_empty((0, honest.shape[1])), state
         z = self.z if self.z is not None else alie_z(honest.shape[0] + num_byzantine, num_byzantine)
         std, mean = torch.std_mean(honest, dim=0)
-        return (mean - z * std).expand(num_byzantine, -1).clone(), state
+        return (mean + z * std).expand(num_byzantine, -1).clone(), state

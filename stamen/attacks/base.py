@@ -6,12 +6,15 @@
   clients see every honest update of the round and craft theirs together.
 
 Updates are flattened vectors (``Tensor, shape (d,)``); honest updates of a round are stacked
-on axis 0 (``Tensor, shape (h, d)``). Attacks never mutate their inputs and take their
+on axis 0 (``Tensor, shape (h, d)``). An update is a model change (client model minus global
+model), i.e. ``-lr`` times a gradient for one SGD step: attacks that their authors define on
+gradients are written here in that mirrored form. Attacks never mutate their inputs and take their
 randomness from an explicit ``torch.Generator``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -47,7 +50,12 @@ class OmniscientAttack:
         return None
 
     def craft(
-        self, honest: Tensor, num_byzantine: int, generator: torch.Generator, state: Any = None
+        self,
+        honest: Tensor,
+        num_byzantine: int,
+        generator: torch.Generator,
+        state: Any = None,
+        clients: Sequence[int] | None = None,
     ) -> tuple[Tensor, Any]:
         """The Byzantine updates of this round and the attack's next state.
 
@@ -61,6 +69,9 @@ class OmniscientAttack:
             The only source of randomness.
         state : object
             What the previous call returned (``init_state()`` in the first round).
+        clients : sequence of int, optional
+            Who sent each row of ``honest`` (partition ids), for attacks that follow one
+            client across rounds; ``None``: row ``i`` is client ``i``.
 
         Returns
         -------

@@ -7,6 +7,7 @@ breaks rules such as Krum. The bucketing paper uses ``epsilon = 0.1``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,12 @@ class IPM(OmniscientAttack):
         )
 
     def craft(
-        self, honest: Tensor, num_byzantine: int, generator: torch.Generator, state: Any = None
+        self,
+        honest: Tensor,
+        num_byzantine: int,
+        generator: torch.Generator,
+        state: Any = None,
+        clients: Sequence[int] | None = None,
     ) -> tuple[Tensor, Any]:
         check_round(honest, num_byzantine)
         crafted = -self.epsilon * honest.mean(dim=0)

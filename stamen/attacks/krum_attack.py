@@ -21,6 +21,7 @@ distances to its ``n - f - 2`` nearest other vectors, and Krum picks the smalles
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,12 @@ class KrumAttack(OmniscientAttack):
         )
 
     def craft(
-        self, honest: Tensor, num_byzantine: int, generator: torch.Generator, state: Any = None
+        self,
+        honest: Tensor,
+        num_byzantine: int,
+        generator: torch.Generator,
+        state: Any = None,
+        clients: Sequence[int] | None = None,
     ) -> tuple[Tensor, Any]:
         check_round(honest, num_byzantine)
         h = honest.shape[0]

@@ -10,18 +10,22 @@ round, as in the paper:
   ``z_0 ~ N(0, I)`` from the generator;
 * round ``1 <= t < T``: ``mu <- (t mu + mean_i x_i) / (t + 1)``;
   ``z <- normalise((t z + normalise(sum_i <x_i - mu, z> (x_i - mu))) / (t + 1))``;
-* during the warm-up the target is ``argmax_i <x_i, z>`` of the current round; from round
-  ``T`` on it stays fixed and ``z`` is no longer updated.
+* during the warm-up the target is the client ``argmax_i <x_i, z>`` of the current round;
+  from round ``T`` on that client stays the target and ``z`` is no longer updated.
 
 The default ``T = 1`` is the authors' (``--mimic-warmup`` defaults to 1 in their code and
 their published runs do not set it): the target is chosen in round 0 and kept.
 
-Row ``i`` of ``honest`` must be the same client in every round (the caller keeps the order).
+The target is a client (its partition id, from ``craft``'s ``clients``), not a row: with partial
+participation or a dropped reply the rows change from round to round, and the attackers
+still copy the same client. In a round where the target sent nothing, they copy the honest
+update farthest along ``z`` instead (the choice the warm-up would make), and keep their target.
 Simulation only. The state is an explicit, immutable :class:`MimicState`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -32,7 +36,7 @@ from stamen.attacks.base import OmniscientAttack, check_round, require
 
 @dataclass(frozen=True)
 class MimicState:
-    """The attack's state after ``round`` rounds: running mean, direction and target row."""
+    """The attack's state after ``round`` rounds: running mean, direction and target client."""
 
     round: int = 0
     mu: Tensor | None = None
@@ -78,8 +82,12 @@ class Mimic(OmniscientAttack):
         num_byzantine: int,
         generator: torch.Generator,
         state: MimicState | None = None,
+        clients: Sequence[int] | None = None,
     ) -> tuple[Tensor, MimicState]:
         check_round(honest, num_byzantine)
+        clients = list(range(honest.shape[0])) if clients is None else [int(c) for c in clients]
+        if len(clients) != honest.shape[0]:
+            raise ValueError(f"mimic: {len(clients)} client ids for {honest.shape[0]} rows")
         state = state if state is not None else MimicState()
         t = state.round
         if t == 0:
@@ -95,13 +103,8 @@ class Mimic(OmniscientAttack):
             z = _normalise((t * state.z + step) / (t + 1), state.z)
         else:
             mu, z = state.mu, state.z
-        if t < self.warmup:
-            target = int(torch.argmax(honest @ z))
-        else:
-            target = state.target
-            if target >= honest.shape[0]:
-                raise ValueError(
-                    f"mimic target row {target} is missing: got {honest.shape[0]} honest updates"
-                )
-        crafted = honest[target].expand(num_byzantine, -1).clone()
+        farthest = int(torch.argmax(honest @ z))
+        target = clients[farthest] if t < self.warmup else state.target
+        row = clients.index(target) if target in clients else farthest
+        crafted = honest[row].expand(num_byzantine, -1).clone()
         return crafted, replace(state, round=t + 1, mu=mu, z=z, target=target)

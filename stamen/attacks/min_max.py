@@ -1,17 +1,24 @@
 """Min-max and min-sum (Shejwalkar & Houmansadr, NDSS 2021, "Manipulating the Byzantine").
 
 Aggregation-agnostic attacks: every Byzantine client sends ``m = mean + gamma * p`` with ``mean``
-the honest mean and ``p`` a perturbation direction,
+the honest mean and ``p`` a perturbation direction. The authors write them on gradients,
+``mu - gamma * dev``; Stamen's updates are model changes (``-lr`` times a gradient), so in
+update space the directions are:
 
-* ``unit``: ``-mean / |mean|`` (the paper's inverse unit vector),
-* ``std``: ``-std`` (per-coordinate sample standard deviation of the honest updates),
-* ``sign``: ``-sign(mean)``,
+* ``unit``: ``-mean / |mean|`` (the paper's inverse unit vector; the same in both spaces),
+* ``std``: ``+std`` (per-coordinate sample standard deviation of the honest updates: the
+  authors' ``-std`` of gradients, mirrored),
+* ``sign``: ``-sign(mean)`` (the same in both spaces),
 
 and ``gamma`` as large as the attack's constraint allows:
 
 * min-max: ``max_i |m - x_i|^2 <= max_{i,j} |x_i - x_j|^2`` (no farther from any honest update
   than the two farthest honest ones are from each other);
-* min-sum: ``sum_i |m - x_i|^2 <= max_i sum_j |x_i - x_j|^2``.
+* min-sum: ``sum_i |m - x_i|^2 <= min_i sum_j |x_i - x_j|^2``, the authors' threshold
+  (``torch.min(scores)`` in their ``our_attack_score``): the crafted update's score is no
+  larger than the best honest score, so score-based rules (Krum) rank it first.
+  ``min-sum(threshold="max")`` bounds it by the worst honest score instead, a looser and
+  stronger-moving variant that is no longer guaranteed to beat every honest score.
 
 ``gamma`` is found as in the paper by a halving search, started at ``gamma_init`` (the paper's
 10) and doubled while feasible so the search never starts below the answer. ``gamma = 0``
@@ -21,6 +28,7 @@ and ``gamma`` as large as the attack's constraint allows:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,7 +49,7 @@ def perturbation(honest: Tensor, kind: str) -> Tensor:
         norm = mean.norm()
         return -mean / norm if norm > 0 else torch.zeros_like(mean)
     if kind == "std":
-        return -honest.std(dim=0)
+        return honest.std(dim=0)
     if kind == "sign":
         return -torch.sign(mean)
     raise ValueError(f"unknown perturbation {kind!r}: expected one of {', '.join(PERTURBATIONS)}")
@@ -96,7 +104,12 @@ class _DistanceBounded(OmniscientAttack):
         raise NotImplementedError
 
     def craft(
-        self, honest: Tensor, num_byzantine: int, generator: torch.Generator, state: Any = None
+        self,
+        honest: Tensor,
+        num_byzantine: int,
+        generator: torch.Generator,
+        state: Any = None,
+        clients: Sequence[int] | None = None,
     ) -> tuple[Tensor, Any]:
         check_round(honest, num_byzantine, min_honest=2)
         x = honest.double()
@@ -130,14 +143,28 @@ class MinMax(_DistanceBounded):
         return pairwise.max()
 
 
+THRESHOLDS = ("min", "max")
+
+
 @dataclass(frozen=True)
 class MinSum(_DistanceBounded):
-    """``mean + gamma p`` whose summed squared distance stays below the worst honest sum."""
+    """``mean + gamma p`` whose summed squared distance to the honest updates stays below the
+    best honest sum (``threshold = "min"``, the authors') or the worst (``"max"``)."""
+
+    threshold: str = "min"
 
     name: ClassVar[str] = "min-sum"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            self.threshold in THRESHOLDS,
+            f"min-sum: threshold must be one of {', '.join(THRESHOLDS)}, got {self.threshold!r}",
+        )
 
     def _reduce(self, sq: Tensor) -> Tensor:
         return sq.sum()
 
     def _threshold(self, pairwise: Tensor) -> Tensor:
-        return pairwise.sum(dim=1).max()
+        scores = pairwise.sum(dim=1)
+        return scores.min() if self.threshold == "min" else scores.max()

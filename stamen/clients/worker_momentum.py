@@ -5,6 +5,11 @@ Karimireddy, He & Jaggi, "Learning from History for Byzantine Robust Optimizatio
 robust rules can tell them from Byzantine ones. ``m`` persists across rounds in the node's
 ``Context.state`` (kept by Flower's engines and by SuperNodes alike).
 
+A node that sat out rounds (not sampled, or a round skipped) continues from its latest
+round ``s < t`` as if it had sent zero updates in between: ``m <- beta^(t - s) m + update``,
+so momentum from long ago fades as it would have at every round; the papers' setting, every
+worker in every round, has ``t - s = 1``.
+
 The node keeps ``m`` of its two latest rounds, and round ``t`` continues the latest one
 before ``t``: a run resumed after round ``r`` may find this node already past ``r`` (it
 trained in round ``r + 1`` before the server stopped), and must start from its ``m`` of
@@ -36,7 +41,8 @@ def apply_worker_momentum(
     if previous is None:
         momentum, kept = update, {}
     else:
-        momentum, kept = beta * kept[previous].to(update) + update, {previous: kept[previous]}
+        decay = beta ** (server_round - previous)
+        momentum, kept = decay * kept[previous].to(update) + update, {previous: kept[previous]}
     kept[server_round] = momentum.detach().cpu()
     state[MOMENTUM_KEY] = ArrayRecord({str(r): m for r, m in kept.items()})
     if store is not None:

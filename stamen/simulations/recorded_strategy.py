@@ -14,6 +14,7 @@ from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp.strategy import Strategy
 
+from stamen.errors import RoundSkipped
 from stamen.simulations.ordered_grid import PartitionOrderedGrid
 from stamen.simulations.results import RunRecorder
 from stamen.strategies.wrapper import StrategyWrapper
@@ -23,7 +24,9 @@ class RecordedStrategy(StrategyWrapper):
     """Runs ``strategy`` and writes its aggregated train/evaluate metrics to ``recorder``.
 
     ``grid`` tells the round's traffic and the clients it dropped (``reply_screen``); a
-    round with fewer than ``min_replies`` valid replies is not aggregated (the model stays)."""
+    round with fewer than ``min_replies`` valid replies, or one the strategy cannot aggregate
+    (``RoundSkipped``: e.g. too few replies left for Krum), is not aggregated: the model
+    stays, ``skipped = 1`` goes to ``metrics.csv`` and the reason to ``skipped.csv``."""
 
     def __init__(
         self,
@@ -48,17 +51,20 @@ class RecordedStrategy(StrategyWrapper):
         )
         counts = {"replies": len(replies), "failures": len(dropped), **self.grid.traffic.take()}
         if 0 < len(replies) < self.min_replies:
-            log(
-                WARNING,
-                "round %d: %d valid replies, fewer than min-replies = %d: the model stays",
-                server_round,
-                len(replies),
-                self.min_replies,
-            )
+            reason = f"{len(replies)} valid replies, fewer than min-replies = {self.min_replies}"
+            self._skip(server_round, reason)
             replies, counts["skipped"] = [], 1
-        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        try:
+            arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        except RoundSkipped as skipped:
+            self._skip(server_round, str(skipped))
+            arrays, metrics, counts["skipped"] = None, None, 1
         self.recorder.add(server_round, "clients", {**(metrics or {}), **counts})
         return arrays, metrics
+
+    def _skip(self, server_round: int, reason: str) -> None:
+        log(WARNING, "round %d not aggregated, the model stays: %s", server_round, reason)
+        self.recorder.add_skipped(server_round, reason)
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]

@@ -30,6 +30,7 @@ from stamen.simulations.plots import plot_accuracy
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_FILE = "checkpoint.pt"  # the server's state after the last finished round
 DROPPED_FILE = "dropped.csv"  # clients dropped from a round, and why
+SKIPPED_FILE = "skipped.csv"  # rounds not aggregated (the model stayed), and why
 NODES_DIR = "nodes"  # simulated nodes' own state (``node-state-dir``)
 COLUMNS = ("round", "scope", "metric", "value")
 
@@ -76,11 +77,12 @@ class RunRecorder:
         if not experiment.resume:  # nothing of an earlier run in this folder may be resumed
             (self.out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
             (self.out_dir / DROPPED_FILE).unlink(missing_ok=True)
+            (self.out_dir / SKIPPED_FILE).unlink(missing_ok=True)
             shutil.rmtree(self.out_dir / NODES_DIR, ignore_errors=True)
 
     def keep_rounds_through(self, server_round: int) -> None:
         """On resume: drop the rows of rounds after the checkpoint's (a round cut short)."""
-        for name in (METRICS_FILE, DROPPED_FILE):
+        for name in (METRICS_FILE, DROPPED_FILE, SKIPPED_FILE):
             if (self.out_dir / name).exists():
                 table = pd.read_csv(self.out_dir / name)
                 kept = table[table["round"] <= server_round]
@@ -110,6 +112,16 @@ class RunRecorder:
             if new:
                 writer.writerow(("round", "node-id", "partition-id", "reason"))
             writer.writerows((server_round, *row) for row in dropped)
+
+    def add_skipped(self, server_round: int, reason: str) -> None:
+        """Append why the round was not aggregated (the model stayed)."""
+        path = self.out_dir / SKIPPED_FILE
+        new = not path.exists()
+        with open(path, "a", newline="") as file:
+            writer = csv.writer(file)
+            if new:
+                writer.writerow(("round", "reason"))
+            writer.writerow((server_round, reason))
 
     def finish(self, model: torch.nn.Module, engine: str) -> dict:
         """Write the final model, ``summary.json`` and ``accuracy.png``; return the summary."""

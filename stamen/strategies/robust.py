@@ -5,10 +5,11 @@ Each round the replies are validated and flattened ONCE into an ``(n, d)`` tenso
 simulation only), the pre-aggregators and the rule of the pipeline (e.g.
 ``"bucketing(s=2) | cclip(tau=10, iters=3)"``), and the server step
 ``x <- x + server_lr * v`` with optional server momentum ``v <- mu v + aggregate``; the result
-is unflattened once. The updates, rule state and momentum live on ``device`` (``device = "auto"``:
-the GPU when there is one); random draws stay on the CPU, so that every device makes the same
-choices. Rules weigh clients equally, as in Karimireddy, He & Jaggi (ICLR 2022,
-arXiv 2006.09365; ICML 2021, arXiv 2012.10333).
+is unflattened once. A round whose replies are too few for the rule (Krum after drops) is
+skipped (``RoundSkipped``): the model stays. The updates, rule state and momentum live on
+``device`` (``device = "auto"``: the GPU when there is one); random draws stay on the CPU, so
+that every device makes the same choices. Rules weigh clients equally, as in Karimireddy,
+He & Jaggi (ICLR 2022, arXiv 2006.09365; ICML 2021, arXiv 2012.10333).
 
 The server state (the round's model, rule state such as the CClip centre, momentum buffer,
 attack state) lives in one ``RobustState``: ``configure_train`` records the model it sends,
@@ -29,6 +30,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from stamen.attacks import OMNISCIENT, OmniscientAttack, byzantine_clients, create_attack
 from stamen.clients.training import resolve_device
+from stamen.errors import ConfigError, RoundSkipped
 from stamen.strategies.aggregation import CenteredClip, Pipeline, parse_pipeline
 from stamen.strategies.flat_updates import ArrayLayout, stack_updates
 from stamen.strategies.registry import STRATEGIES
@@ -95,6 +97,7 @@ class RobustStrategy(FedAvg):
         stacked = stack_updates(replies, reference, layout)
         if len(stacked.node_ids) == 0:
             return None, MetricRecord({"excluded": stacked.excluded})
+        check_feasible(self.pipeline, len(stacked.node_ids))
         reference, updates = reference.to(self.device), stacked.updates.to(self.device)
         updates, attack_state = self._attack(server_round, updates, stacked.node_ids)
         aggregate, rule_state = self.pipeline.aggregate(
@@ -140,24 +143,36 @@ class RobustStrategy(FedAvg):
         simulated = self.simulated_attack
         if simulated is None:
             return updates, None
-        mask = torch.tensor(
-            [simulated.partition_of(n) in simulated.byzantine for n in node_ids],
-            device=updates.device,
-        )
+        partitions = [simulated.partition_of(n) for n in node_ids]
+        byzantine = [p in simulated.byzantine for p in partitions]
+        mask = torch.tensor(byzantine, device=updates.device)
         num_byzantine = int(mask.sum())
         if num_byzantine == 0 or num_byzantine == len(node_ids):
             return updates, self.state.attack_state
+        honest = [
+            p if p is not None else n for p, n, b in zip(partitions, node_ids, byzantine) if not b
+        ]
         crafted, attack_state = simulated.attack.craft(
             updates[~mask],
             num_byzantine,
             self._generator(server_round, stream=0),
             self.state.attack_state,
+            clients=honest,
         )
         updates[mask] = crafted.to(updates.dtype)  # in place: the rows are this round's own
         return updates, attack_state
 
     def _generator(self, server_round: int, stream: int) -> torch.Generator:
         return round_generator(self.seed, server_round, stream)
+
+
+def check_feasible(pipeline: Pipeline, num_replies: int) -> None:
+    """``RoundSkipped`` when the rule cannot run on this round's replies (e.g. Krum with
+    n <= 2f + 2 after drops): the round is skipped, not the run."""
+    try:
+        pipeline.rule.check(pipeline.num_rule_inputs(num_replies))
+    except ConfigError as error:
+        raise RoundSkipped(f"{num_replies} replies are too few: {error}") from None
 
 
 def round_generator(seed: int, server_round: int, stream: int) -> torch.Generator:

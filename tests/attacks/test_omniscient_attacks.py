@@ -23,19 +23,40 @@ def test_alie_z_from_paper_formula():
         alie_z(10, 6)
 
 
-def test_alie_is_mean_minus_z_sample_std():
+def test_alie_is_mean_plus_z_sample_std_of_updates():
     honest = torch.tensor([[0.0, 1.0], [2.0, 1.0], [4.0, 4.0]])
     out, _ = ALIE(z=1.0).craft(honest, 2, gen())
     # sample std of (0, 2, 4) is 2, of (1, 1, 4) is sqrt(3)
-    expected = torch.tensor([2.0 - 2.0, 2.0 - math.sqrt(3.0)])
+    expected = torch.tensor([2.0 + 2.0, 2.0 + math.sqrt(3.0)])
     torch.testing.assert_close(out, expected.expand(2, 2))
 
 
 def test_alie_default_z_for_n25_f5():
     honest = honest_updates(h=20)
     out, _ = ALIE().craft(honest, 5, gen())
-    expected = honest.mean(0) - 0.46769879911450835 * honest.std(0, unbiased=True)
+    expected = honest.mean(0) + 0.46769879911450835 * honest.std(0, unbiased=True)
     torch.testing.assert_close(out, expected.expand(5, -1))
+
+
+def test_alie_equals_the_authors_gradient_attack_in_update_space():
+    # The authors send mu - z * sigma of the honest gradients; an SGD step turns a gradient g
+    # into the update -lr * g, so the crafted update must be -lr * (mu - z * sigma).
+    gradients = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, 0.5], [2.0, 4.0, 2.0]])
+    lr, z = 0.1, 0.7
+    out, _ = ALIE(z=z).craft(-lr * gradients, 1, gen())
+    mu, sigma = gradients.mean(0), gradients.std(0)
+    torch.testing.assert_close(out[0], -lr * (mu - z * sigma))
+
+
+def test_min_max_std_direction_equals_the_authors_in_update_space():
+    # The authors' min-max with dev = std sends mu - gamma * std(gradients), gamma > 0.
+    gradients = honest_updates(h=10, d=6)
+    lr = 0.1
+    out, _ = MinMax(perturbation="std").craft(-lr * gradients, 1, gen())
+    authors_direction = -lr * -gradients.std(0)  # the update of -gamma * std, per unit gamma
+    step = out[0] - (-lr * gradients).mean(0)
+    cosine = torch.dot(step, authors_direction) / (step.norm() * authors_direction.norm())
+    assert cosine.item() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_ipm_is_minus_epsilon_mean_exactly():
@@ -97,12 +118,22 @@ def test_min_max_meets_its_bound_near_the_boundary(kind):
     torch.testing.assert_close(direction / direction.norm(), p / p.norm(), atol=1e-4, rtol=0)
 
 
-def test_min_sum_meets_its_bound_near_the_boundary():
+def test_min_sum_meets_the_authors_bound_the_smallest_honest_score():
     honest = honest_updates()
     out, _ = MinSum(perturbation="std").craft(honest, 2, gen())
+    bound = pairwise_sq_distances(honest.double()).sum(1).min()
+    total = ((out[0].double() - honest.double()) ** 2).sum()
+    assert bound * (1 - 1e-3) <= total <= bound * (1 + 1e-6)
+
+
+def test_min_sum_with_the_max_threshold_goes_farther():
+    honest = honest_updates()
+    out, _ = MinSum(perturbation="std", threshold="max").craft(honest, 2, gen())
     bound = pairwise_sq_distances(honest.double()).sum(1).max()
     total = ((out[0].double() - honest.double()) ** 2).sum()
     assert bound * (1 - 1e-3) <= total <= bound * (1 + 1e-6)
+    with pytest.raises(ConfigError, match="min, max"):
+        MinSum(threshold="median")
 
 
 def test_min_max_hand_case():
@@ -116,6 +147,35 @@ def test_min_max_hand_case():
 def test_min_max_and_min_sum_reject_bad_perturbation():
     with pytest.raises(ConfigError, match="unit, std, sign"):
         MinMax(perturbation="bogus")
+
+
+def test_mimic_follows_its_target_client_when_rows_change():
+    attack, h = Mimic(warmup=1), 8
+    honest = honest_updates(h=h, d=12, seed=0)
+    clients = list(range(10, 10 + h))
+    _, state = attack.craft(honest, 2, gen(0), None, clients)
+    target = state.target
+    assert target in clients
+    # the next round: other clients missing, rows shuffled, the target's update new
+    later = honest_updates(h=5, d=12, seed=1)
+    others = [c for c in clients if c != target][:4]
+    order = [others[0], others[1], target, others[2], others[3]]
+    out, state = attack.craft(later, 2, gen(1), state, order)
+    assert state.target == target
+    assert torch.equal(out, later[2].expand(2, -1))
+
+
+def test_mimic_keeps_its_target_through_a_round_without_it():
+    attack = Mimic(warmup=1)
+    honest = honest_updates(h=6, d=12, seed=0)
+    _, state = attack.craft(honest, 1, gen(0), None, [0, 1, 2, 3, 4, 5])
+    target = state.target
+    present = [c for c in range(6) if c != target]
+    out, missing = attack.craft(honest_updates(h=5, d=12, seed=1), 1, gen(1), state, present)
+    assert missing.target == target  # copied someone this round, kept the target
+    back = honest_updates(h=6, d=12, seed=2)
+    out, state = attack.craft(back, 1, gen(2), missing, [0, 1, 2, 3, 4, 5])
+    assert torch.equal(out[0], back[target])
 
 
 ATTACKS = [ALIE(), IPM(), Mimic(warmup=2), MinMax(), MinSum()]

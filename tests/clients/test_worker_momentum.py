@@ -18,9 +18,16 @@ from stamen.simulations.results import RunRecorder
 def test_momentum_accumulates_in_the_node_state():
     state = RecordDict()
     first = apply_worker_momentum(state, torch.tensor([1.0, 2.0]), beta=0.5, server_round=1)
-    second = apply_worker_momentum(state, torch.tensor([1.0, 0.0]), beta=0.5, server_round=3)
+    second = apply_worker_momentum(state, torch.tensor([1.0, 0.0]), beta=0.5, server_round=2)
     torch.testing.assert_close(first, torch.tensor([1.0, 2.0]))
     torch.testing.assert_close(second, torch.tensor([1.5, 1.0]))  # 0.5 * (1, 2) + (1, 0)
+
+
+def test_momentum_decays_over_the_rounds_a_node_sat_out():
+    state = RecordDict()
+    apply_worker_momentum(state, torch.tensor([1.0, 2.0]), beta=0.5, server_round=1)
+    later = apply_worker_momentum(state, torch.tensor([1.0, 0.0]), beta=0.5, server_round=4)
+    torch.testing.assert_close(later, torch.tensor([1.125, 0.25]))  # 0.5^3 * (1, 2) + (1, 0)
 
 
 def test_a_round_run_again_after_a_resume_continues_the_momentum_from_before_it(tmp_path):
@@ -30,10 +37,10 @@ def test_a_round_run_again_after_a_resume_continues_the_momentum_from_before_it(
     apply_worker_momentum(state, torch.tensor([1.0]), beta=0.5, server_round=1, store=store)
     apply_worker_momentum(state, torch.tensor([10.0]), beta=0.5, server_round=3, store=store)
     again = apply_worker_momentum(state, torch.tensor([2.0]), beta=0.5, server_round=3)
-    torch.testing.assert_close(again, torch.tensor([2.5]))  # 0.5 * 1 + 2
+    torch.testing.assert_close(again, torch.tensor([2.25]))  # 0.5^2 * 1 + 2
     # a new process (empty state) finds round 3 (first attempt) in the store
     fresh = apply_worker_momentum(RecordDict(), torch.tensor([2.0]), 0.5, 4, store=store)
-    torch.testing.assert_close(fresh, torch.tensor([0.5 * (0.5 * 1.0 + 10.0) + 2.0]))
+    torch.testing.assert_close(fresh, torch.tensor([0.5 * (0.25 * 1.0 + 10.0) + 2.0]))
 
 
 def test_sgd_regime_with_worker_momentum_is_centralised_heavy_ball_sgd(tiny_experiment, tmp_path):

@@ -8,8 +8,9 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
-from stamen.attacks import IPM
+from stamen.attacks import IPM, Mimic
 from stamen.clients.client_app import app as client_app
+from stamen.errors import RoundSkipped
 from stamen.simulations.inline_engine import InlineGrid, run_inline
 from stamen.simulations.results import RunRecorder
 from stamen.strategies.aggregation import parse_pipeline
@@ -100,6 +101,33 @@ def test_simulated_attack_replaces_only_the_byzantine_updates():
     arrays, _ = robust.aggregate_train(1, replies)
     # Honest mean 2 -> IPM sends -2 * 2 = -4; the mean of (-4, 1, 3) is 0.
     np.testing.assert_allclose(weights(arrays), [[0, 0], [0, 0]], atol=1e-6)
+
+
+def test_mimic_copies_its_target_client_whichever_row_it_arrives_in():
+    """A client not sampled and the rest arriving in another order move clients to other
+    rows: the attacker (partition 5) still copies the client chosen in round 1."""
+    partition = {node: node - 10 for node in range(10, 16)}  # nodes 10..15 hold 0..5
+    attack = SimulatedAttack(Mimic(), frozenset({5}), partition.get)
+    robust = strategy(simulated_attack=attack)
+    first = [reply(n, [[n, -n], [n % 3, 1]]) for n in range(10, 15)] + [reply(15, [[0, 0], [0, 0]])]
+    robust.aggregate_train(1, first)
+    target = robust.state.attack_state.target
+    absent = next(n for n in range(10, 15) if partition[n] != target)
+    present = [n for n in range(14, 9, -1) if n != absent]  # reversed: every row moves
+    replies = [reply(n, [[n + 1.0, 0], [0, n]]) for n in present] + [reply(15, [[0, 0], [0, 0]])]
+    layout = ArrayLayout.of(GLOBAL)
+    stacked = stack_updates(replies, layout.flatten(robust.state.arrays), layout)
+    crafted, state = robust._attack(2, stacked.updates.clone(), stacked.node_ids)
+    assert state.target == target
+    row_of = {node: row for row, node in enumerate(stacked.node_ids)}
+    torch.testing.assert_close(crafted[row_of[15]], stacked.updates[row_of[target + 10]])
+
+
+def test_a_round_with_too_few_replies_for_krum_is_skipped_and_keeps_the_model():
+    robust = strategy("krum", f=0)  # Krum with f = 0 needs n > 2
+    with pytest.raises(RoundSkipped, match="2 replies are too few: krum"):
+        robust.aggregate_train(1, [reply(2, [[1, 0], [0, 0]]), reply(3, [[0, 1], [0, 0]])])
+    assert robust.state.arrays is GLOBAL
 
 
 def test_no_valid_reply_keeps_the_model():

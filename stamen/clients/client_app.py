@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -25,21 +26,26 @@ from flwr.app import (
     ArrayRecord,
     ConfigRecord,
     Context,
+    Error,
     Message,
     MetricRecord,
     RecordDict,
 )
 from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
 from torch.nn.utils import parameters_to_vector
 
 from stamen.attacks import ClientAttack
 from stamen.clients.byzantine import client_attack
 from stamen.clients.local_data import client_rng, dataset_of, test_partitions, train_partitions
 from stamen.clients.mime_training import full_batch_gradient, mime_train
+from stamen.clients.node_settings import secure_ca, sends_plaintext_oracle
 from stamen.clients.secure_update import (
     ORACLE_RECORD,
     SECURE_RECORD,
     clip_and_noise,
+    offered_s2_key,
+    secret_generator,
     shared_update,
 )
 from stamen.clients.training import TrainSettings, evaluate, resolve_device, train
@@ -47,11 +53,14 @@ from stamen.clients.updates import flat_delta, with_delta
 from stamen.clients.worker_momentum import apply_worker_momentum
 from stamen.datasets import FederatedDataset, load_dataset
 from stamen.models import create_model
+from stamen.secure.key_binding import KeyBindingError, verified_key
 from stamen.seeding import torch_seeded
 from stamen.simulations.config import Experiment
 from stamen.strategies.base_optimizers import create_base_optimizer
 from stamen.strategies.flat_updates import array_values, state_record
 from stamen.strategies.mime import CONTROL_KEY, GRADIENT_KEY, STATE_KEY, from_record, to_record
+
+log = logging.getLogger(__name__)
 
 app = ClientApp()
 
@@ -144,26 +153,31 @@ class LocalTraining:
                 self.context.state, update, experiment.worker_momentum, self.server_round, store
             )
         if secure:
-            node = self.context.node_id
-            return secure_reply(self.msg, update, self.config, node, metrics, self.seed)
+            return secure_reply(self.msg, update, self.config, self.context, metrics)
         state = with_delta(self.start, state, update)
         content = RecordDict({"arrays": state_record(state), "metrics": MetricRecord(metrics)})
         return Message(content, reply_to=self.msg)
 
 
 def secure_reply(
-    msg: Message, update: torch.Tensor, config: ConfigRecord, node_id: int, metrics: dict, seed: int
+    msg: Message, update: torch.Tensor, config: ConfigRecord, context: Context, metrics: dict
 ) -> Message:
-    """Secure aggregation's reply: the update's shares, never the update itself. In a
-    simulation with an omniscient attack the server also gets the plaintext update
-    (``secure-oracle``): the simulated attacker reads the honest updates."""
-    generator = torch.Generator().manual_seed(seed + 1)
+    """Secure aggregation's reply: the update's shares, sealed to an S2 key that the node's
+    own CA certified; an error reply (one logged line) if the key is not certified.
+
+    The plaintext update goes along only in a simulation with an omniscient attack, when the
+    server asks (``secure-oracle``) AND the node itself allows it (``simulation-oracle``)."""
+    try:
+        s2_key = verified_key(offered_s2_key(config), secure_ca(context))
+    except (KeyBindingError, KeyError) as exc:
+        reason = f"S2's key is missing: {exc}" if isinstance(exc, KeyError) else str(exc)
+        log.error("node %d: %s", context.node_id, reason)
+        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
     clip, noise = float(config["secure-clip"]), float(config.get("secure-noise", 0.0))
-    update = clip_and_noise(update, clip, noise, generator)
-    content = RecordDict(
-        {SECURE_RECORD: shared_update(update, config, node_id), "metrics": MetricRecord(metrics)}
-    )
-    if config.get("secure-oracle", False):
+    update = clip_and_noise(update, clip, noise, secret_generator())
+    shares = shared_update(update, s2_key, str(config["secure-context"]), context.node_id)
+    content = RecordDict({SECURE_RECORD: shares, "metrics": MetricRecord(metrics)})
+    if config.get("secure-oracle", False) and sends_plaintext_oracle(context):
         content[ORACLE_RECORD] = ArrayRecord({"update": Array(update.numpy())})
     return Message(content, reply_to=msg)
 

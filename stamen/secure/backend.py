@@ -9,6 +9,7 @@ import numpy as np
 
 from stamen.errors import StamenError
 from stamen.secure.channel import ChannelError, client_context, connect
+from stamen.secure.key_binding import CertifiedKey
 from stamen.secure.prg import expand
 from stamen.secure.protocol import RoundResult, dealer_share, server_round
 
@@ -37,7 +38,10 @@ class SecureBackend:
             except (OSError, ValueError) as exc:
                 self.close()
                 raise SecureBackendError(f"cannot reach {name} at {address}: {exc}") from exc
-        self.s2_key = self._call("s2", {"op": "hello"})["public-key"]
+        hello = self._call("s2", {"op": "hello"})
+        self.s2_key = CertifiedKey(
+            hello["public-key"], hello["key-signature"], hello["key-certificate"]
+        )
 
     def aggregate(
         self,
@@ -55,8 +59,18 @@ class SecureBackend:
         as the plaintext robust strategy seeds its own."""
         dealer = self._call(
             "dealer",
-            {"op": "round", "context": context, "n": len(shares), "d": d, "s2-key": self.s2_key},
+            {
+                "op": "round",
+                "context": context,
+                "n": len(shares),
+                "d": d,
+                "s2-key": self.s2_key.public_key,
+                "s2-key-signature": self.s2_key.signature,
+                "s2-key-certificate": self.s2_key.certificate,
+            },
         )
+        if "error" in dealer:
+            raise SecureBackendError(dealer["error"])
         request = {
             "op": "round",
             "context": context,

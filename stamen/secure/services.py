@@ -4,12 +4,14 @@ Both listen on TLS and serve only a peer holding a certificate of the deployment
 S1 talks to each; the dealer never talks to S2: it seals S2's randomness to S2's X25519 key
 and S1 relays it unread (``envelope``).
 
-- Dealer (``stamen dealer``): ``{"op": "round", "context", "n", "d", "s2-key"}`` ->
-  ``{"s1": <S1's share>, "s2": <S2's share, sealed>}``. Once it has answered, it deals the
-  next round's randomness for the same ``(n, d)`` in a background thread, so that a
-  training run's rounds do not wait on the dealer's ``A A^T`` (fresh randomness each time:
-  a deal is used once).
-- S2 (``stamen secure-server``): ``{"op": "hello"}`` -> its public key;
+- Dealer (``stamen dealer``): ``{"op": "round", "context", "n", "d", "s2-key",
+  "s2-key-signature", "s2-key-certificate"}`` -> ``{"s1": <S1's share>, "s2": <S2's share,
+  sealed>}``, or ``{"error"}`` when S2's key is not certified by the CA (``key_binding``).
+  Once it has answered, it deals the next round's randomness for the same ``(n, d)`` in a
+  background thread, so that a training run's rounds do not wait on the dealer's ``A A^T``
+  (fresh randomness each time: a deal is used once).
+- S2 (``stamen secure-server``): ``{"op": "hello"}`` -> its public key, signed with its TLS
+  key, and its certificate;
   ``{"op": "round", "context", "clients", "envelopes", "dealer", "d", "bits", "rule",
   "num-byzantine", "rule-seed"}`` -> ``{"opened": mask}``, then S2's side of
   ``protocol.server_round`` over the same connection.
@@ -47,6 +49,7 @@ from stamen.secure.envelope import (
     public_bytes,
     seal,
 )
+from stamen.secure.key_binding import CertifiedKey, KeyBindingError, certify_key, verified_key
 from stamen.secure.protocol import deal_round, dealer_message, dealer_share, server_round
 from stamen.secure.rules import distance_rule
 
@@ -83,7 +86,7 @@ def secure_services(experiment: Experiment, out_dir: Path) -> Iterator[Experimen
         yield experiment
         return
     folder = Path(out_dir) / "secure"
-    certs = make_certificates(folder / "certs")
+    certs = make_certificates(certificates_folder(experiment, out_dir))
     started: list[Service] = []
     try:
         started += [spawn(party, certs, folder) for party in ("s2", "dealer")]
@@ -95,6 +98,13 @@ def secure_services(experiment: Experiment, out_dir: Path) -> Iterator[Experimen
     finally:
         for service in started:
             service.stop()
+
+
+def certificates_folder(experiment: Experiment, out_dir: Path) -> Path:
+    """The run's certificates: ``secure-certs``, or those a simulation makes in ``out_dir``."""
+    if experiment.secure_certs:
+        return Path(experiment.secure_certs)
+    return Path(out_dir) / "secure" / "certs"
 
 
 def spawn(party: str, certs: Path, folder: Path, timeout: float = 60.0) -> Service:
@@ -128,7 +138,8 @@ def spawn(party: str, certs: Path, folder: Path, timeout: float = 60.0) -> Servi
 
 def serve(party: str, address: tuple[str, int], certs: Path, ready_file: Path | None) -> None:
     """Run the ``"dealer"`` or ``"s2"`` service until told to stop."""
-    handle = {"dealer": _dealer(), "s2": _second_server(X25519PrivateKey.generate())}[party]
+    handles = {"dealer": _dealer, "s2": _second_server}
+    handle = handles[party](certs)
     context = server_context(certs / f"{party}.pem", certs / f"{party}.key", certs / "ca.pem")
     with socket.create_server(address) as listener:
         host, port = listener.getsockname()[:2]
@@ -154,27 +165,45 @@ def serve(party: str, address: tuple[str, int], certs: Path, ready_file: Path | 
                 channel.close()
 
 
-def _dealer():
+def _dealer(certs: Path):
+    ca = (certs / "ca.pem").read_bytes()
     ahead = ThreadPoolExecutor(max_workers=1)
     dealt: dict[tuple[int, int], Future] = {}
 
     def handle(channel: Channel, request: dict) -> None:
+        offered = CertifiedKey(
+            request["s2-key"], request["s2-key-signature"], request["s2-key-certificate"]
+        )
+        try:
+            s2_key = X25519PublicKey.from_public_bytes(verified_key(offered, ca))
+        except KeyBindingError as exc:
+            log.error("dealer: %s", exc)
+            channel.send({"error": f"dealer: {exc}"})
+            return
         size = int(request["n"]), int(request["d"])
         pending = dealt.pop(size, None)
         dealt.clear()  # a different size: the one dealt ahead is discarded unused
         s1, s2 = pending.result() if pending else deal_round(*size)
         dealt[size] = ahead.submit(deal_round, *size)
-        s2_key = X25519PublicKey.from_public_bytes(request["s2-key"])
         sealed = seal(s2_key, pack(dealer_message(s2)), dealer_context(request["context"]))
         channel.send({"s2": sealed, **{f"s1-{k}": v for k, v in dealer_message(s1).items()}})
 
     return handle
 
 
-def _second_server(key: X25519PrivateKey):
+def _second_server(certs: Path):
+    key = X25519PrivateKey.generate()  # a fresh key per process, certified with S2's TLS key
+    certified = certify_key(public_bytes(key.public_key()), certs)
+
     def handle(channel: Channel, request: dict) -> None:
         if request.get("op") == "hello":
-            channel.send({"public-key": public_bytes(key.public_key())})
+            channel.send(
+                {
+                    "public-key": certified.public_key,
+                    "key-signature": certified.signature,
+                    "key-certificate": certified.certificate,
+                }
+            )
             return
         context, d = request["context"], int(request["d"])
         clients = [int(c) for c in request["clients"]]

@@ -19,17 +19,21 @@ A passing client has every ``|x_k| < 2**(b+1)``, so with ``d < 2**(59 - 2 b)`` n
 distance between two passing clients wraps (each coordinate differs by less than
 ``2**(b+2)``); e.g. ``b = 19`` for ``d = 10**6``. Completeness: an honest ``|p_j|`` is at most
 ``||x||_1``; for random-looking updates it is about ``||x||_2 / sqrt(2)`` (clients clip
-their update's norm).
+their update's norm). Local noise of std ``sigma`` adds ``d sigma^2 / 2`` to the variance of
+each ``p_j``, so clipping and noise together must leave the range room
+(``honest_pass_probability``); a run whose honest clients would fail is refused at load time.
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import numpy as np
 
 from stamen.secure.boolean import Exchange
 from stamen.secure.prg import expand
 from stamen.secure.range_check import RangeCheckShare, in_range
-from stamen.secure.ring import ring_matmul_signs
+from stamen.secure.ring import FRACTION_BITS, ring_matmul_signs
 
 SKETCH_ROWS = 64
 
@@ -58,3 +62,26 @@ def wrap_free(d: int, bits: int) -> bool:
 def largest_bits(d: int) -> float:
     """The bound on ``bits`` for ``d`` coordinates (``wrap_free`` needs ``bits`` below it)."""
     return (59 - np.log2(d)) / 2
+
+
+HONEST_PASS = 0.99  # the least probability with which an honest client passes, at load time
+
+
+def honest_pass_probability(d: int, bits: int, clip: float, noise: float) -> float:
+    """About how likely an honest client passes all ``SKETCH_ROWS`` rows: each sketch value of
+    an update of norm ``clip`` plus N(0, noise^2) noise per coordinate is close to normal with
+    variance ``(clip^2 + d noise^2) / 2`` (sketch entries have ``E[r^2] = 1/2``), and must lie
+    within ``2**bits`` (``2**(bits - FRACTION_BITS)`` in real units)."""
+    std = np.sqrt((clip**2 + d * noise**2) / 2)
+    if std == 0:
+        return 1.0
+    inside = 1 - 2 * NormalDist().cdf(-(2.0 ** (bits - FRACTION_BITS)) / std)
+    return float(inside**SKETCH_ROWS)
+
+
+def largest_noise(d: int, bits: int, clip: float) -> float:
+    """The largest ``noise`` with which an honest client still passes with ``HONEST_PASS``
+    (0 when clipping alone leaves no room)."""
+    z = NormalDist().inv_cdf(1 - (1 - HONEST_PASS ** (1 / SKETCH_ROWS)) / 2)
+    room = 2 * (2.0 ** (bits - FRACTION_BITS) / z) ** 2 - clip**2
+    return float(np.sqrt(room / d)) if room > 0 else 0.0

@@ -21,7 +21,7 @@ from stamen.errors import ConfigError
 from stamen.models import MODELS
 from stamen.models.assignment import parse_client_models
 from stamen.secure.rules import distance_rule
-from stamen.strategies import STRATEGIES
+from stamen.strategies import STRATEGIES, STRATEGY_DEFAULTS
 from stamen.strategies.aggregation import CLIP_SCALINGS
 from stamen.strategies.base_optimizers import create_base_optimizer
 from stamen.strategies.distill_data import HOLDOUT, NOISE
@@ -104,6 +104,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         _check_types(self)
+        self._apply_strategy_defaults()
         positive = (
             "num_clients",
             "num_server_rounds",
@@ -157,7 +158,6 @@ class Experiment:
         if self.round_timeout <= 0:
             raise ConfigError(f"round-timeout must be > 0 seconds, got {self.round_timeout}")
         # Each lookup raises a ConfigError naming the registered names.
-        STRATEGIES.get(self.strategy)
         MODELS.get(self.model)
         PARTITIONERS.get(self.partition)
         DATASETS.get(parse_spec(self.dataset)[0])
@@ -171,6 +171,15 @@ class Experiment:
         self._check_feddf()
         if self.strategy == "secure":
             self._check_secure()
+
+    def _apply_strategy_defaults(self) -> None:
+        """Keys the strategy needs (``STRATEGY_DEFAULTS``) that the run left at their global
+        default take the strategy's value; a value the user chose is kept."""
+        STRATEGIES.get(self.strategy)  # an unknown name fails here, naming the known ones
+        for key, value in STRATEGY_DEFAULTS.get(self.strategy, {}).items():
+            name = key.replace("-", "_")
+            if getattr(self, name) == _FIELD_DEFAULTS[name]:
+                object.__setattr__(self, name, value)  # still in construction
 
     def _check_secure(self) -> None:
         """A distance-based rule, a sound validity range, and S2 and the dealer together."""
@@ -277,6 +286,9 @@ class Experiment:
 
     def replace(self, **changes: Any) -> Experiment:
         return dataclasses.replace(self, **changes)
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Experiment)}
 
 
 def key_of(field_name: str) -> str:

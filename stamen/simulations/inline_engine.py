@@ -34,6 +34,7 @@ from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.results import RunRecorder, with_node_state
 from stamen.simulations.run_batcher import RunBatcher, Trained
 from stamen.simulations.server_app import run_experiment
+from stamen.simulations.simulated_nodes import simulated_node_config
 
 
 class InlineGrid(Grid):
@@ -47,6 +48,7 @@ class InlineGrid(Grid):
         run_id: int = 1,
         batch_clients: bool = False,
         train_round: Callable[[PreparedRound], Trained] = PreparedRound.train,
+        node_config: dict[str, str] | None = None,
     ) -> None:
         self._client_app = client_app
         self.batch_clients = batch_clients
@@ -64,7 +66,11 @@ class InlineGrid(Grid):
             SUPERLINK_NODE_ID + 1 + partition_id: Context(
                 run_id=run_id,
                 node_id=SUPERLINK_NODE_ID + 1 + partition_id,
-                node_config={"partition-id": partition_id, "num-partitions": num_nodes},
+                node_config={
+                    **(node_config or {}),
+                    "partition-id": partition_id,
+                    "num-partitions": num_nodes,
+                },
                 state=RecordDict(),
                 run_config=dict(run_config),
             )
@@ -176,6 +182,7 @@ def run_inline(
         experiment.num_clients,
         batch_clients=batch,
         train_round=batcher.train if batcher else PreparedRound.train,
+        node_config=simulated_node_config(experiment, recorder.out_dir),
     )
     try:
         return run_experiment(grid, experiment, recorder, "inline", stamen_clients)

@@ -37,6 +37,7 @@ from stamen.simulations.config import Experiment
 from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.processes import MARKER_VARIABLE, stop_run_processes
 from stamen.simulations.results import METRICS_FILE, Row, with_node_state
+from stamen.simulations.simulated_nodes import simulated_node_environment
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -61,7 +62,7 @@ def run_ray(
         (out_dir / METRICS_FILE).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="stamen-flwr-") as home:
         home = Path(home)
-        env = flower_env(home)
+        env = flower_env(home) | simulated_node_environment(experiment, out_dir)
         if experiment.ray_address:  # Flower's ray.init() joins the cluster named here
             env["RAY_ADDRESS"] = experiment.ray_address
         app_dir = write_app(home / "app", experiment, client_app)

@@ -41,7 +41,7 @@ from stamen.models.assignment import (
 from stamen.strategies.distill_data import ServerData, server_data
 from stamen.strategies.distillation import DistillSettings, distill
 from stamen.strategies.flat_updates import ArrayLayout, stack_updates
-from stamen.strategies.registry import STRATEGIES
+from stamen.strategies.registry import STRATEGIES, STRATEGY_DEFAULTS
 
 if TYPE_CHECKING:
     from stamen.simulations.config import Experiment
@@ -188,6 +188,9 @@ def distill_settings(experiment: Experiment) -> DistillSettings:
         keep_start=experiment.distill_keep_start,
         seed=experiment.seed,
     )
+
+
+STRATEGY_DEFAULTS["feddf"] = {"server-holdout": 0.1}  # the validation split it distils with
 
 
 @STRATEGIES.register("feddf")

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flwr.serverapp.strategy import Strategy
 
@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from stamen.simulations.config import Experiment
 
 STRATEGIES: Registry = Registry("strategy")
+
+# What a strategy needs where a run leaves a key at its global default, by strategy name
+# (run-config key -> value): e.g. FedDF's validation holdout, a distance rule for secure.
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 
 def build_strategy(

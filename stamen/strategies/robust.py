@@ -152,13 +152,16 @@ class RobustStrategy(FedAvg):
         honest = [
             p if p is not None else n for p, n, b in zip(partitions, node_ids, byzantine) if not b
         ]
-        crafted, attack_state = simulated.attack.craft(
-            updates[~mask],
-            num_byzantine,
-            self._generator(server_round, stream=0),
-            self.state.attack_state,
-            clients=honest,
-        )
+        try:
+            crafted, attack_state = simulated.attack.craft(
+                updates[~mask],
+                num_byzantine,
+                self._generator(server_round, stream=0),
+                self.state.attack_state,
+                clients=honest,
+            )
+        except ValueError as error:  # e.g. ALIE with one honest reply left after drops
+            raise RoundSkipped(f"the simulated attack cannot run on this round: {error}") from None
         updates[mask] = crafted.to(updates.dtype)  # in place: the rows are this round's own
         return updates, attack_state
 

@@ -8,9 +8,11 @@ at S2. The server step, server momentum and the state are the robust strategy's.
 
 If S2 or the dealer cannot be reached or fails, the round fails with a logged error and
 the model is not updated. Malformed replies are excluded and counted (``excluded``);
-clients whose shares fail the validity check are counted as ``invalid``. With an
-omniscient attack (simulation only) honest clients also send their plaintext update, from
-which S1 crafts the attackers' updates and shares them on their behalf.
+clients whose shares fail the validity check are counted as ``invalid``. A round with too
+few clients for the rule, before or after the validity check, or with no valid client, is
+skipped (``RoundSkipped``): never aggregated to zero. With an omniscient attack (simulation
+only) honest clients whose node allows it (``simulation-oracle``) also send their plaintext
+update, from which S1 crafts the attackers' updates and shares them on their behalf.
 """
 
 from __future__ import annotations
@@ -27,16 +29,23 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
 from stamen.clients.secure_update import ORACLE_RECORD, SECURE_RECORD
-from stamen.errors import ConfigError
+from stamen.errors import ConfigError, RoundSkipped
 from stamen.models import create_model
 from stamen.secure.backend import ClientShares, SecureBackend, SecureBackendError
 from stamen.secure.envelope import envelope_context, seal
 from stamen.secure.prg import SEED_BYTES
 from stamen.secure.ring import encode
 from stamen.secure.sharing import share
-from stamen.secure.validity import largest_bits, wrap_free
+from stamen.secure.validity import (
+    HONEST_PASS,
+    honest_pass_probability,
+    largest_bits,
+    largest_noise,
+    wrap_free,
+)
+from stamen.strategies.aggregation import parse_pipeline
 from stamen.strategies.flat_updates import ArrayLayout, num_examples
-from stamen.strategies.registry import STRATEGIES
+from stamen.strategies.registry import STRATEGIES, STRATEGY_DEFAULTS
 from stamen.strategies.robust import RobustStrategy, SimulatedAttack, simulated_attack_of
 
 if TYPE_CHECKING:
@@ -88,8 +97,11 @@ class SecureStrategy(RobustStrategy):
         except SecureBackendError as exc:
             log.error("round %d not run: %s", server_round, exc)
             return []
+        s2_key = self.backend.s2_key
         secure = {
-            "secure-key": self.backend.s2_key,
+            "secure-key": s2_key.public_key,
+            "secure-key-signature": s2_key.signature,
+            "secure-key-certificate": s2_key.certificate,
             "secure-context": self.context(server_round),
             "secure-clip": self.clip,
             "secure-noise": self.noise,
@@ -117,6 +129,7 @@ class SecureStrategy(RobustStrategy):
                 oracle.append(found[1])
         if not shares:
             return None, MetricRecord({"excluded": excluded})
+        check_feasible(self.rule, len(shares), self.num_byzantine)
         shares, attack_state = self._simulated_shares(server_round, shares, oracle)
         rule_seed = int(np.random.SeedSequence([self.seed, server_round, 1]).generate_state(1)[0])
         try:
@@ -133,6 +146,13 @@ class SecureStrategy(RobustStrategy):
             log.error("round %d failed, the model is not updated: %s", server_round, exc)
             self.close()  # the channels may be mid-protocol: reconnect next round
             return None, MetricRecord({"excluded": excluded, "secure-failed": 1})
+        valid = int(result.valid.sum())
+        if valid == 0:
+            raise RoundSkipped(
+                f"no client's shares passed the validity check ({len(shares)} checked): "
+                "nothing to aggregate"
+            )
+        check_feasible(self.rule, valid, self.num_byzantine)
         aggregate = torch.from_numpy(result.aggregate).to(reference.dtype)
         arrays = self._step(aggregate, layout, reference, None, attack_state)
         metrics = self._client_metrics(replies, {s.client for s in shares})
@@ -147,7 +167,7 @@ class SecureStrategy(RobustStrategy):
             return shares, None
         nodes = tuple(s.client for s in shares)
         updates, attack_state = self._attack(server_round, torch.stack(oracle), nodes)
-        key = X25519PublicKey.from_public_bytes(self.backend.s2_key)
+        key = X25519PublicKey.from_public_bytes(self.backend.s2_key.public_key)
         byzantine = self.simulated_attack.byzantine
         crafted = []
         for shared, update in zip(shares, updates, strict=True):
@@ -166,6 +186,14 @@ class SecureStrategy(RobustStrategy):
         if self.backend is not None:
             self.backend.close()
             self.backend = None
+
+
+def check_feasible(rule: str, num_clients: int, num_byzantine: int) -> None:
+    """``RoundSkipped`` unless S2's ``rule`` can run on ``num_clients`` (valid) updates."""
+    try:
+        parse_pipeline(rule, num_clients, min(num_byzantine, num_clients))
+    except ConfigError as error:
+        raise RoundSkipped(f"{num_clients} clients are too few: {error}") from None
 
 
 def _client_shares(
@@ -190,6 +218,9 @@ def _client_shares(
     return ClientShares(reply.metadata.src_node_id, seed, envelope), update
 
 
+STRATEGY_DEFAULTS["secure"] = {"aggregator": "krum"}  # S2 runs on distances only
+
+
 @STRATEGIES.register("secure")
 def secure(
     experiment: Experiment, sampling: dict[str, Any], partition_of: Callable[[int], int | None]
@@ -212,6 +243,18 @@ def secure(
         raise ConfigError(
             f"{experiment.model} has d = {d} parameters: secure-bits must be below "
             f"{largest_bits(d):.1f} so that no distance wraps"
+        )
+
+    passing = honest_pass_probability(
+        d, experiment.secure_bits, experiment.secure_clip, experiment.secure_noise
+    )
+    if passing < HONEST_PASS:
+        bound = largest_noise(d, experiment.secure_bits, experiment.secure_clip)
+        raise ConfigError(
+            f"with d = {d}, secure-bits = {experiment.secure_bits}, secure-clip = "
+            f"{experiment.secure_clip} and secure-noise = {experiment.secure_noise}, an honest "
+            f"client passes the validity range with probability {passing:.2f}: use secure-noise "
+            f"<= {bound:.3g}, a smaller secure-clip, or larger secure-bits"
         )
 
     def backend() -> SecureBackend:

@@ -85,7 +85,7 @@ def standard_train(msg: Message, context: Context) -> Message:
 def test_server_app_runs_with_a_standard_flower_client_app(tiny_experiment, tmp_path):
     grid = InlineGrid(standard_app, tiny_experiment.to_run_config(), 4)
     recorder = RunRecorder(tmp_path / "run", tiny_experiment)
-    summary = run_experiment(grid, tiny_experiment, recorder, engine="inline")
+    summary = run_experiment(grid, tiny_experiment, recorder, "inline", ask_partitions=False)
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     replies = metrics[metrics.metric == "replies"].value
     assert list(replies) == [4.0, 4.0]

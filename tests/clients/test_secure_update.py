@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from flwr.app import ConfigRecord
 
 from stamen.clients.secure_update import clip_and_noise, shared_update
 from stamen.secure.envelope import envelope_context, open_envelope, public_bytes
@@ -28,9 +27,8 @@ def test_local_noise_has_the_configured_scale():
 
 def test_the_shares_reconstruct_the_update_only_with_s2s_key():
     s2 = X25519PrivateKey.generate()
-    config = ConfigRecord({"secure-key": public_bytes(s2.public_key()), "secure-context": "r=1"})
     update = torch.tensor([0.5, -0.25, 0.125])
-    record = shared_update(update, config, node_id=7)
+    record = shared_update(update, public_bytes(s2.public_key()), "r=1", node_id=7)
     rest = open_envelope(s2, record["envelope"], envelope_context("r=1", 7))
     total = expand(record["seed"], 3) + np.frombuffer(rest, dtype="<u8").astype(np.uint64)
     assert np.allclose(decode(total), update.numpy())

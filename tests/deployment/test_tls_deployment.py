@@ -136,9 +136,12 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
                 ],
             )  # fmt: skip
 
+        # The secure run's CA: each device holds its certificate (node config ``secure-ca``)
+        # to check the S2 key that S1 forwards.
+        certs = make_certificates(tmp_path / "secure-certs")
         nodes = []
         for i in range(NODES):
-            config = f"partition-id={i} num-partitions={NODES}"
+            config = f'partition-id={i} num-partitions={NODES} secure-ca="{certs / "ca.pem"}"'
             nodes.append(supernode(f"node{i}", config + (' attack="sign-flip"' * (i == ATTACKER))))
         rogue = supernode("rogue", f"partition-id=0 num-partitions={NODES}")  # never registered
         assert rogue.wait(120) != 0  # refused by the SuperLink: it exits
@@ -163,7 +166,6 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
 
         # The same deployment with secure two-server aggregation (Krum on secret shares):
         # S2 and the dealer are services of their own, as on separate machines.
-        certs = make_certificates(tmp_path / "secure-certs")
         services += [spawn(party, certs, tmp_path, timeout=120) for party in ("s2", "dealer")]
         secure = experiment.replace(
             strategy="secure",

@@ -8,7 +8,7 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
-from stamen.attacks import IPM, Mimic
+from stamen.attacks import ALIE, IPM, Mimic
 from stamen.clients.client_app import app as client_app
 from stamen.errors import RoundSkipped
 from stamen.simulations.inline_engine import InlineGrid, run_inline
@@ -126,6 +126,15 @@ def test_mimic_copies_its_target_client_whichever_row_it_arrives_in():
 def test_a_round_with_too_few_replies_for_krum_is_skipped_and_keeps_the_model():
     robust = strategy("krum", f=0)  # Krum with f = 0 needs n > 2
     with pytest.raises(RoundSkipped, match="2 replies are too few: krum"):
+        robust.aggregate_train(1, [reply(2, [[1, 0], [0, 0]]), reply(3, [[0, 1], [0, 0]])])
+    assert robust.state.arrays is GLOBAL
+
+
+def test_a_round_the_simulated_attack_cannot_craft_is_skipped():
+    """ALIE needs two honest updates for their spread: after drops only one is left."""
+    attack = SimulatedAttack(ALIE(), frozenset({1}), {2: 0, 3: 1}.get)
+    robust = strategy(simulated_attack=attack)
+    with pytest.raises(RoundSkipped, match="at least 2 honest updates"):
         robust.aggregate_train(1, [reply(2, [[1, 0], [0, 0]]), reply(3, [[0, 1], [0, 0]])])
     assert robust.state.arrays is GLOBAL
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stamen.errors import ConfigError
+from stamen.errors import ConfigError, RoundSkipped
 from stamen.secure.certificates import make_certificates
 from stamen.simulations.config import Experiment
 from stamen.simulations.inline_engine import run_inline
@@ -105,9 +105,10 @@ def test_a_model_too_large_for_the_validity_range_is_refused_before_a_round(
         run(experiment.replace(num_byzantine=0), tmp_path / "run")
 
 
-def test_a_client_that_drops_out_does_not_stall_the_round(tmp_path):
-    """Replies from four clients, one of them an error (the client crashed after being
-    sampled): S1 aggregates the other three through real S2 and dealer processes."""
+def shared_round(tmp_path, rule, updates, bits=19, crashed=0):
+    """S1's ``aggregate_train`` of round 1 over replies carrying shares of ``updates`` (and
+    ``crashed`` error replies), through real S2 and dealer processes; returns the strategy
+    and the outcome (or the exception it raised)."""
     from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
 
     from stamen.clients.client_app import app as client_app
@@ -123,32 +124,72 @@ def test_a_client_that_drops_out_does_not_stall_the_round(tmp_path):
     try:
         strategy = SecureStrategy(
             lambda: SecureBackend(services[0].address, services[1].address, certs),
-            "multi-krum(m=2)",
+            rule,
             num_byzantine=0,
-            bits=19,
+            bits=bits,
             clip=0.0,
             noise=0.0,
             seed=0,
         )
         strategy.backend = strategy.connect()
-        start = ArrayRecord({"w": Array(np.zeros(4, np.float32))})
+        start = ArrayRecord({"w": Array(np.zeros(len(updates[0]), np.float32))})
         strategy.state = RobustState(arrays=start)
-        config = {"secure-key": strategy.backend.s2_key, "secure-context": strategy.context(1)}
+        key, context = strategy.backend.s2_key.public_key, strategy.context(1)
         InlineGrid(client_app, {}, 1)  # sets Flower's task identity for Message construction
         replies = []
-        for node, update in enumerate([[1, 0, 0, 0], [1, 0.1, 0, 0], [1, 0, 0.3, 0]], start=1):
+        for node, update in enumerate(updates, start=1):
             request = Message(RecordDict(), dst_node_id=node, message_type="train")
-            shares = shared_update(torch.tensor(update), config, node)
+            shares = shared_update(torch.tensor(update), key, context, node)
             content = RecordDict(
                 {SECURE_RECORD: shares, "metrics": MetricRecord({"num-examples": 10})}
             )
             replies.append(Message(content, reply_to=request))
-        request = Message(RecordDict(), dst_node_id=4, message_type="train")
-        replies.append(Message(Error(code=1, reason="client crashed"), reply_to=request))
-        arrays, metrics = strategy.aggregate_train(1, replies)
+        for node in range(len(updates) + 1, len(updates) + 1 + crashed):
+            request = Message(RecordDict(), dst_node_id=node, message_type="train")
+            replies.append(Message(Error(code=1, reason="client crashed"), reply_to=request))
+        try:
+            outcome = strategy.aggregate_train(1, replies)
+        except RoundSkipped as skipped:
+            outcome = skipped
         strategy.close()
     finally:
         for service in services:
             service.stop()
+    return strategy, start, outcome
+
+
+def test_a_client_that_drops_out_does_not_stall_the_round(tmp_path):
+    """Replies from four clients, one of them an error (the client crashed after being
+    sampled): S1 aggregates the other three."""
+    updates = [[1, 0, 0, 0], [1, 0.1, 0, 0], [1, 0, 0.3, 0]]
+    _, _, (arrays, metrics) = shared_round(tmp_path, "multi-krum(m=2)", updates, crashed=1)
     assert metrics["invalid"] == 0 and metrics["excluded"] == 0
     assert np.allclose(arrays["w"].numpy(), [1, 0.05, 0, 0], atol=1e-4)  # the two best
+
+
+def test_a_round_in_which_no_client_passes_is_skipped_not_aggregated_to_zero(tmp_path):
+    """Every update lies outside the validity range (2**(bits - 16) = 1 here): the round
+    is skipped with its reason and the model kept, never replaced by a zero aggregate."""
+    updates = [[30.0, -30.0, 30.0, 30.0], [-30.0, 30.0, 30.0, -30.0], [30.0, 30.0, -30.0, 30.0]]
+    strategy, start, outcome = shared_round(tmp_path, "multi-krum(m=2)", updates, bits=16)
+    assert isinstance(outcome, RoundSkipped) and "no client's shares passed" in str(outcome)
+    assert strategy.state.arrays is start
+
+
+def test_a_round_with_too_few_replies_for_the_rule_is_skipped(tmp_path):
+    """Krum with f = 0 needs n > 2: two replies arrive (one crashed)."""
+    strategy, start, outcome = shared_round(tmp_path, "krum", [[1, 0], [0, 1]], crashed=1)
+    assert isinstance(outcome, RoundSkipped) and "too few" in str(outcome)
+    assert strategy.state.arrays is start
+
+
+def test_noise_that_honest_clients_cannot_pass_is_refused_before_a_round(tiny_experiment, tmp_path):
+    """The mlp has d = 54,410: with clip 1 and 19 bits, noise 0.05 leaves an honest client
+    almost no chance to pass the range check; every client passes with noise 0.005."""
+    experiment = attacked(tiny_experiment, "none", rounds=1, secure_noise=0.05)
+    with pytest.raises(ConfigError, match=r"use secure-noise <= 0\.012"):
+        run(experiment.replace(num_byzantine=0, secure_clip=1.0), tmp_path / "run")
+    passing = experiment.replace(num_byzantine=0, secure_clip=1.0, secure_noise=0.005)
+    run(passing, tmp_path / "passing")
+    metrics = read_metrics(tmp_path / "passing")
+    assert metrics[metrics.metric == "invalid"].value.sum() == 0

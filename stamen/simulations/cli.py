@@ -299,9 +299,10 @@ def main() -> None:
         console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (KeyboardInterrupt, click.exceptions.Abort):
-        console.print("interrupted: the rounds that finished are in the output folder")
-        sys.exit(130)
+        status = 130
     except click.exceptions.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    if status == 130:  # typer answers Ctrl-C with Exit(130) itself
+        console.print("interrupted: the rounds that finished are in the output folder")
     sys.exit(status if isinstance(status, int) else 0)

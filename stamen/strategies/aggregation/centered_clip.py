@@ -3,8 +3,10 @@
 ``v <- v + (1/n) sum_i clip_tau(x_i - v)`` with ``clip_tau(z) = z * min(1, tau / ||z||)``,
 iterated ``iters`` times, starting from the PREVIOUS round's aggregate. That centre is explicit
 state: ``aggregate(updates, state)`` returns ``(v, v)``; ``state=None`` starts from zero, a
-tensor of shape (d,) starts from it. ``v = a v0 + c^T X`` is tracked by (a, c) so the norms
-come from one Gram matrix and one product ``X v0``; ``v`` is formed once at the end.
+tensor of shape (d,) starts from it. ``v = a v0 + c^T X`` is tracked by its n + 1 coefficients
+(c, a), which sum to 1, so the distances ``||x_i - v||`` come from one centred Gram matrix of
+the inputs and ``v0`` (``primitives.centred_gram``: it holds in float32 when inputs and centre
+share a large offset, as with worker momentum) and ``v`` is formed once at the end.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ from stamen.strategies.aggregation.base import (
     require_count,
     require_positive,
 )
-from stamen.strategies.aggregation.primitives import combine_rows, gram_matrix
+from stamen.strategies.aggregation.primitives import (
+    centred_gram,
+    combine_rows,
+    squared_distances_to,
+)
 
 # How the radius grows with worker momentum beta: a momentum m = sum_k beta^k g_k is about
 # 1 / (1 - beta) times a gradient ("linear"; the bucketing paper's code uses it whenever
@@ -60,32 +66,17 @@ class CenteredClip:
         if state is not None and (not isinstance(state, Tensor) or state.shape != (d,)):
             got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
             raise ConfigError(f"cclip state must be None or a tensor of shape ({d},), got {got}")
-        gram = gram_matrix(updates)
-        norms = torch.diagonal(gram)
-        if state is None:
-            centre_dots = torch.zeros(n, dtype=gram.dtype, device=gram.device)
-            centre_norm = 0.0
-        else:
-            centre = state.to(device=updates.device, dtype=updates.dtype)
-            centre_dots = (updates @ centre).to(gram.dtype)
-            centre_norm = float(centre.double() @ centre.double())
-        a = 1.0
-        c = torch.zeros(n, dtype=gram.dtype, device=gram.device)
+        centre = updates.new_zeros(d) if state is None else state.to(updates)
+        gram = centred_gram(updates, centre)
+        # coefficients[:n] weigh the inputs, coefficients[n] the start v0; they sum to 1.
+        coefficients = torch.zeros(n + 1, dtype=gram.dtype, device=gram.device)
+        coefficients[n] = 1.0
         for _ in range(self.iters):
-            gram_c = gram @ c
-            squared = (
-                norms
-                - 2.0 * a * centre_dots
-                - 2.0 * gram_c
-                + a * a * centre_norm
-                + 2.0 * a * (c @ centre_dots)
-                + c @ gram_c
-            )
-            distance = squared.clamp_min(0.0).sqrt()
+            distance = squared_distances_to(gram, coefficients)[:n].sqrt()
             weights = torch.where(distance > self.tau, self.tau / distance.clamp_min(1e-300), 1.0)
-            shrink = 1.0 - weights.mean()
-            a, c = a * float(shrink), c * shrink + weights / n
-        result = combine_rows(c, updates)
+            coefficients = coefficients * (1.0 - weights.mean())
+            coefficients[:n] += weights / n
+        result = combine_rows(coefficients[:n], updates)
         if state is not None:
-            result = result + a * centre
+            result = result + float(coefficients[n]) * centre
         return result, result

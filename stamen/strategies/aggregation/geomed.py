@@ -2,8 +2,10 @@
 
 ``v <- sum_i beta_i x_i / sum_i beta_i`` with ``beta_i = (1/n) / max(nu, ||x_i - v||)``, run for
 ``T`` iterations from ``v = 0`` (as the bucketing paper's code, arXiv 2006.09365: T = 8,
-nu = 0.1). ``v`` stays a combination ``c^T X`` of the inputs, so ``||x_i - v||^2 =
-G_ii - 2 (G c)_i + c^T G c`` is computed from one Gram matrix and ``v`` is formed once at the end.
+nu = 0.1). ``v`` stays a combination of the inputs and the origin with coefficients summing to 1,
+so ``||x_i - v||^2`` comes from one centred Gram matrix of those n + 1 points
+(``primitives.centred_gram``: it holds in float32 when the inputs share a large offset) and ``v``
+is formed once at the end.
 """
 
 from __future__ import annotations
@@ -21,19 +23,24 @@ from stamen.strategies.aggregation.base import (
     require_honest_majority,
     require_positive,
 )
-from stamen.strategies.aggregation.primitives import combine_rows, gram_matrix
+from stamen.strategies.aggregation.primitives import (
+    centred_gram,
+    combine_rows,
+    squared_distances_to,
+)
 
 
 def weiszfeld_coefficients(gram: Tensor, iterations: int, nu: float) -> Tensor:
-    """Coefficients c (n,) with ``v = c^T X`` after ``iterations`` smoothed Weiszfeld steps."""
-    n = gram.shape[0]
-    norms = torch.diagonal(gram)
-    coefficients = torch.zeros(n, dtype=gram.dtype, device=gram.device)
+    """Coefficients c (n + 1,) with ``v = sum_k c_k p_k`` after ``iterations`` smoothed Weiszfeld
+    steps from ``p_n``, given the Gram matrix (n + 1, n + 1) of n inputs and the start ``p_n``."""
+    n = gram.shape[0] - 1
+    coefficients = torch.zeros(n + 1, dtype=gram.dtype, device=gram.device)
+    coefficients[n] = 1.0
     for _ in range(iterations):
-        projection = gram @ coefficients
-        squared = norms - 2.0 * projection + coefficients @ projection
-        betas = (1.0 / n) / squared.clamp_min(0.0).sqrt().clamp_min(nu)
-        coefficients = betas / betas.sum()
+        distances = squared_distances_to(gram, coefficients)[:n].sqrt()
+        betas = (1.0 / n) / distances.clamp_min(nu)
+        coefficients = torch.zeros_like(coefficients)
+        coefficients[:n] = betas / betas.sum()
     return coefficients
 
 
@@ -57,8 +64,10 @@ class GeometricMedian:
     def aggregate(self, updates: Tensor, state: Any = None) -> tuple[Tensor, None]:
         check_updates(updates)
         self.check(updates.shape[0])
-        coefficients = weiszfeld_coefficients(gram_matrix(updates), self.T, float(self.nu))
-        return combine_rows(coefficients, updates), None
+        origin = updates.new_zeros(updates.shape[1])
+        coefficients = weiszfeld_coefficients(centred_gram(updates, origin), self.T, float(self.nu))
+        # After one step the origin's coefficient is 0: v is a combination of the inputs alone.
+        return combine_rows(coefficients[:-1], updates), None
 
 
 AGGREGATORS.register("rfa", GeometricMedian)

@@ -1,0 +1,161 @@
+"""Distance rules in float32 when every input shares a large offset (worker momentum, a
+model-sized shift): they must agree with float64 references that subtract rows directly.
+
+25 inputs of dimension 1000: a common offset of norm 1e4, per-coordinate spread 0.1, and one
+Byzantine row (index 7) whose spread is 1.3x, so it is the farthest input from the rest. The
+uncentred product ``||x_i||^2 + ||x_j||^2 - 2 <x_i, x_j>`` (norms 1e8, float32 eps 6e-8) has
+errors of the size of the distances themselves (about 20) and ranks that row among the honest.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from stamen.strategies.aggregation import (
+    Bulyan,
+    CenteredClip,
+    GeometricMedian,
+    Krum,
+    MultiKrum,
+    primitives,
+)
+
+N, D, F, BYZANTINE = 25, 1000, 5, 7
+
+
+@pytest.fixture
+def offset_updates() -> Tensor:
+    """(25, 1000) float32: offset of norm 1e4, spread 0.1, row 7 spread 0.13."""
+    generator = torch.Generator().manual_seed(0)
+    offset = torch.randn(D, generator=generator, dtype=torch.float64)
+    offset *= 1e4 / offset.norm()
+    spread = torch.full((N, 1), 0.1, dtype=torch.float64)
+    spread[BYZANTINE] = 0.13
+    noise = torch.randn(N, D, generator=generator, dtype=torch.float64)
+    return (offset + spread * noise).float()
+
+
+def distances64(x: Tensor) -> Tensor:
+    """Squared distances ``||x_i - x_j||^2``, shape (n, n), from row differences in float64."""
+    x = x.double()
+    return ((x[:, None, :] - x[None, :, :]) ** 2).sum(dim=2)
+
+
+def krum_order(distances: Tensor, f: int) -> list[int]:
+    """Indices sorted by Krum score (sum of the n-f-2 smallest distances to others)."""
+    n = len(distances)
+    scores = [sorted(distances[i, j].item() for j in range(n) if j != i) for i in range(n)]
+    totals = [sum(s[: max(1, n - f - 2)]) for s in scores]
+    return sorted(range(n), key=lambda i: (totals[i], i))
+
+
+def reference_bulyan(x: Tensor, f: int) -> Tensor:
+    """Iterated Krum picks n-2f rows; per coordinate, the mean of the n-4f closest to the median."""
+    distances = distances64(x)
+    remaining, chosen = list(range(len(x))), []
+    for _ in range(len(x) - 2 * f):
+        sub = distances[remaining][:, remaining]
+        chosen.append(remaining.pop(krum_order(sub, f)[0]))
+    selected = x.double()[chosen]
+    median = selected.sort(dim=0).values[(len(chosen) - 1) // 2]
+    closest = (selected - median).abs().argsort(dim=0, stable=True)[: len(x) - 4 * f]
+    return selected.gather(0, closest).mean(dim=0)
+
+
+def reference_cclip(x: Tensor, centre: Tensor, tau: float, iters: int) -> Tensor:
+    x, v = x.double(), centre.double()
+    for _ in range(iters):
+        diff = x - v
+        v = v + (diff * (tau / diff.norm(dim=1, keepdim=True)).clamp(max=1.0)).mean(0)
+    return v
+
+
+def reference_weiszfeld(x: Tensor, iterations: int, nu: float) -> Tensor:
+    x = x.double()
+    v = torch.zeros_like(x[0])
+    for _ in range(iterations):
+        betas = (1 / len(x)) / (x - v).norm(dim=1).clamp_min(nu)
+        v = (betas[:, None] * x).sum(0) / betas.sum()
+    return v
+
+
+def test_the_byzantine_row_is_the_farthest_in_float64(offset_updates: Tensor) -> None:
+    assert krum_order(distances64(offset_updates), F)[-1] == BYZANTINE
+
+
+def test_krum_picks_the_float64_choice(offset_updates: Tensor) -> None:
+    best = krum_order(distances64(offset_updates), F)[0]
+    assert torch.equal(Krum(f=F).aggregate(offset_updates)[0], offset_updates[best])
+
+
+def test_multi_krum_averages_the_float64_choice(offset_updates: Tensor) -> None:
+    m = N - F
+    chosen = krum_order(distances64(offset_updates), F)[:m]
+    result = MultiKrum(f=F, m=m).aggregate(offset_updates)[0]
+    # One row swapped for another moves the mean by about 0.1 / 20 per coordinate.
+    torch.testing.assert_close(
+        result.double(), offset_updates.double()[chosen].mean(0), rtol=0, atol=1e-3
+    )
+
+
+def test_bulyan_matches_the_float64_reference(offset_updates: Tensor) -> None:
+    result = Bulyan(f=F).aggregate(offset_updates)[0]
+    torch.testing.assert_close(
+        result.double(), reference_bulyan(offset_updates, F), rtol=0, atol=1e-3
+    )
+
+
+def test_cclip_from_a_nearby_centre_matches_the_float64_reference(offset_updates: Tensor) -> None:
+    # The previous aggregate sits next to the inputs, as with worker momentum; tau = 2 clips
+    # most rows (their distances to the mean are about 3), so the weights hinge on distances.
+    centre = offset_updates.double().mean(0).float() + 0.05
+    result, _ = CenteredClip(tau=2.0, iters=3).aggregate(offset_updates, centre)
+    torch.testing.assert_close(
+        result.double(), reference_cclip(offset_updates, centre, 2.0, 3), rtol=0, atol=1e-3
+    )
+
+
+def test_rfa_matches_the_float64_reference(offset_updates: Tensor) -> None:
+    result = GeometricMedian(T=8, nu=0.1).aggregate(offset_updates)[0]
+    torch.testing.assert_close(
+        result.double(), reference_weiszfeld(offset_updates, 8, 0.1), rtol=0, atol=1e-3
+    )
+
+
+def test_centred_gram_distances_hold_across_column_blocks(
+    offset_updates: Tensor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 26 float32 rows of 300 columns per block: 1000 columns in 4 blocks, the last one short.
+    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", 26 * 300 * 4)
+    centre = offset_updates[:3].double().mean(0).float()
+    points = torch.cat([offset_updates, centre[None]])
+    gram = primitives.centred_gram(offset_updates, centre)
+    torch.testing.assert_close(
+        primitives.pairwise_squared_distances(gram), distances64(points), rtol=1e-4, atol=1e-3
+    )
+
+
+def test_centred_gram_recentres_when_its_reference_is_an_outlier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Row 0 has the median norm over the first block (columns 0-99), so it is the first
+    # reference, but sits 100 per coordinate away in the other 900 columns. Centred on it, the
+    # honest rows would carry norms of about 3000 into float32 products; the product is redone
+    # about an honest row instead and every distance matches float64.
+    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", N * 100 * 4)
+    generator = torch.Generator().manual_seed(1)
+    offset = torch.randn(D, generator=generator, dtype=torch.float64)
+    x = (offset * 1e4 / offset.norm()) + 0.1 * torch.randn(N, D, generator=generator).double()
+    honest_norms = x[1:, :100].norm(dim=1).sort().values
+    middle = (honest_norms[11] + honest_norms[12]) / 2
+    x[0, :100] = x[1:, :100].mean(0) * middle / x[1:, :100].mean(0).norm()
+    x[0, 100:] += 100.0
+    x = x.float()
+    norms = torch.linalg.vector_norm(x[:, :100], dim=1)
+    assert int(norms.median(dim=0).indices) == 0
+    gram = primitives.centred_gram(x)
+    torch.testing.assert_close(
+        primitives.pairwise_squared_distances(gram), distances64(x), rtol=1e-4, atol=1e-3
+    )

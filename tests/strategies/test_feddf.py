@@ -182,7 +182,6 @@ def test_server_data_sources(tiny_experiment, tmp_path):
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
-        ({"strategy": "feddf"}, "needs server-holdout > 0"),
         (
             {"strategy": "feddf", "server-holdout": 0.1, "distill-data": "nope"},
             "unknown distill-data",

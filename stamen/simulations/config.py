@@ -218,8 +218,6 @@ class Experiment:
             )
         if self.strategy != "feddf":
             return
-        if self.server_holdout == 0:
-            raise ConfigError("feddf needs server-holdout > 0: its validation split")
         if self.distill_data not in (HOLDOUT, NOISE):
             try:
                 DATASETS.get(parse_spec(self.distill_data)[0])

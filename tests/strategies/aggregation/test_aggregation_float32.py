@@ -124,14 +124,17 @@ def test_rfa_matches_the_float64_reference(offset_updates: Tensor) -> None:
     )
 
 
+@pytest.mark.parametrize(("count", "with_centre"), [(25, True), (16, False), (7, False)])
 def test_centred_gram_distances_hold_across_column_blocks(
-    offset_updates: Tensor, monkeypatch: pytest.MonkeyPatch
+    offset_updates: Tensor, monkeypatch: pytest.MonkeyPatch, count: int, with_centre: bool
 ) -> None:
-    # 26 float32 rows of 300 columns per block: 1000 columns in 4 blocks, the last one short.
-    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", 26 * 300 * 4)
-    centre = offset_updates[:3].double().mean(0).float()
-    points = torch.cat([offset_updates, centre[None]])
-    gram = primitives.centred_gram(offset_updates, centre)
+    # 300 columns per block: 1000 columns in 4 blocks, the last one short. 26, 16 and 7 rows:
+    # the product splits rows into a multiple of 16 and the rest, either of which may be empty.
+    x = offset_updates[:count]
+    centre = x[:3].double().mean(0).float() if with_centre else None
+    points = x if centre is None else torch.cat([x, centre[None]])
+    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", len(points) * 300 * 4)
+    gram = primitives.centred_gram(x, centre)
     torch.testing.assert_close(
         primitives.pairwise_squared_distances(gram), distances64(points), rtol=1e-4, atol=1e-3
     )

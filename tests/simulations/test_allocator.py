@@ -46,6 +46,8 @@ def test_benchmark_compares_the_settings_in_separate_processes():
     assert list(rows) == ["loop", "vmap", "pack", "stack"], done.stdout
     faults = {step: (float(row[3]), float(row[4])) for step, row in rows.items()}
     default, kept = faults["stack"]  # over glibc's 32 MB cap: mmapped afresh by default
-    assert kept < default / 10, done.stdout
+    # (once in a while the default run finds the pages already there, e.g. when the kernel
+    # backs them with huge pages: then there is nothing to save, and kept must stay as low)
+    assert kept < max(default / 10, 100), done.stdout
     total_default, total_kept = (sum(f[i] for f in faults.values()) for i in (0, 1))
     assert total_kept < total_default / 2, done.stdout

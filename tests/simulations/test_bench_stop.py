@@ -15,7 +15,8 @@ import pytest
 from stamen.simulations.bench import Grid, run_grid
 from stamen.simulations.checkpoint import load_checkpoint
 
-GRID = """
+ROUNDS = 400  # long enough that neither cell ends before the other has begun
+GRID = f"""
 name = "stop"
 [base]
 dataset = "synthetic"
@@ -24,8 +25,8 @@ partition = "iid"
 num-clients = 3
 min-available-clients = 3
 local-steps = 1
-num-server-rounds = 60
-eval-every = 20
+num-server-rounds = {ROUNDS}
+eval-every = 100
 strategy = "fedavg"
 [axes]
 lr = [0.05, 0.1]
@@ -86,7 +87,7 @@ def start_and_stop(tmp_path: Path, stop_signal: signal.Signals) -> list[Path]:
     assert time.monotonic() - stopped < 10
     for cell in cells:  # cut short, its finished rounds kept
         assert not (cell / "summary.json").exists()
-        assert 1 <= load_checkpoint(cell).round < 60
+        assert 1 <= load_checkpoint(cell).round < ROUNDS
     return cells
 
 

@@ -47,6 +47,17 @@ MISMATCHED_APP = "tests.simulations.foreign_client_app:mismatched_app"
 NOT_ASKED = "not asked for a partition-id"
 
 
+@pytest.fixture(autouse=True)
+def flower_logs_reach_caplog():
+    """An earlier test in this process may have run the CLI, whose progress display quiets
+    flwr's logger to errors (``quiet_flower_logs``): these tests read its info lines."""
+    flower = logging.getLogger("flwr")
+    level = flower.level
+    flower.setLevel(logging.DEBUG)
+    yield
+    flower.setLevel(level)
+
+
 @pytest.fixture
 def importable(monkeypatch):
     """The repository root on the import path, here and in the processes Flower starts."""

@@ -25,15 +25,20 @@ from stamen.strategies.aggregation import (
 N, D, F, BYZANTINE = 25, 1000, 5, 7
 
 
+def offset_inputs(count: int, seed: int) -> tuple[Tensor, Tensor]:
+    """A float64 offset (1000,) of norm 1e4 and standard normal noise (count, 1000)."""
+    generator = torch.Generator().manual_seed(seed)
+    offset = torch.randn(D, generator=generator, dtype=torch.float64)
+    noise = torch.randn(count, D, generator=generator, dtype=torch.float64)
+    return offset * 1e4 / offset.norm(), noise
+
+
 @pytest.fixture
 def offset_updates() -> Tensor:
     """(25, 1000) float32: offset of norm 1e4, spread 0.1, row 7 spread 0.13."""
-    generator = torch.Generator().manual_seed(0)
-    offset = torch.randn(D, generator=generator, dtype=torch.float64)
-    offset *= 1e4 / offset.norm()
+    offset, noise = offset_inputs(N, 0)
     spread = torch.full((N, 1), 0.1, dtype=torch.float64)
     spread[BYZANTINE] = 0.13
-    noise = torch.randn(N, D, generator=generator, dtype=torch.float64)
     return (offset + spread * noise).float()
 
 
@@ -124,13 +129,16 @@ def test_rfa_matches_the_float64_reference(offset_updates: Tensor) -> None:
     )
 
 
-@pytest.mark.parametrize(("count", "with_centre"), [(25, True), (16, False), (7, False)])
+@pytest.mark.parametrize(
+    ("count", "with_centre"), [(50, False), (33, True), (16, False), (7, True)]
+)
 def test_centred_gram_distances_hold_across_column_blocks(
-    offset_updates: Tensor, monkeypatch: pytest.MonkeyPatch, count: int, with_centre: bool
+    monkeypatch: pytest.MonkeyPatch, count: int, with_centre: bool
 ) -> None:
-    # 300 columns per block: 1000 columns in 4 blocks, the last one short. 26, 16 and 7 rows:
-    # the product splits rows into a multiple of 16 and the rest, either of which may be empty.
-    x = offset_updates[:count]
+    # 300 columns per block: 1000 columns in 4 blocks, the last one short. 50, 34, 16 and 8
+    # rows: the product's three row groups (two of whole 16-row tiles, the rest) may be empty.
+    offset, noise = offset_inputs(count, 2)
+    x = (offset + 0.1 * noise).float()
     centre = x[:3].double().mean(0).float() if with_centre else None
     points = x if centre is None else torch.cat([x, centre[None]])
     monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", len(points) * 300 * 4)
@@ -148,9 +156,8 @@ def test_centred_gram_recentres_when_its_reference_is_an_outlier(
     # honest rows would carry norms of about 3000 into float32 products; the product is redone
     # about an honest row instead and every distance matches float64.
     monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", N * 100 * 4)
-    generator = torch.Generator().manual_seed(1)
-    offset = torch.randn(D, generator=generator, dtype=torch.float64)
-    x = (offset * 1e4 / offset.norm()) + 0.1 * torch.randn(N, D, generator=generator).double()
+    offset, noise = offset_inputs(N, 1)
+    x = offset + 0.1 * noise
     honest_norms = x[1:, :100].norm(dim=1).sort().values
     middle = (honest_norms[11] + honest_norms[12]) / 2
     x[0, :100] = x[1:, :100].mean(0) * middle / x[1:, :100].mean(0).norm()

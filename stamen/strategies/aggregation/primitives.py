@@ -21,16 +21,15 @@ import torch
 from torch import Tensor
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
-# Bytes of one centred column block. On CPU it stays in cache from centring to product: at
-# n = 50, d = 1e6 one thread's CPU time is 0.85x that of the uncentred ``X @ X.T`` with 8 MiB
-# blocks (0.87x at 4 MiB, 1.01x at 1 MiB; ``_gram_about``'s row groups pay for the centring).
-# Each block is a few parallel regions, and each region waits when other processes hold the
-# cores, so blocks are not made smaller. Elsewhere blocks are large so launches stay few.
+# Bytes of one centred column block: on CPU it stays in cache from centring to product.
+# Elsewhere blocks are large so kernel launches stay few. Each block is a few parallel regions,
+# and each one waits when other processes hold the cores, so blocks are not made smaller.
 _CPU_BLOCK_BYTES = 1 << 23
 _DEVICE_BLOCK_BYTES = 1 << 28
-# MKL's float32 product is slow on a partial 16-row tile, and computing only one triangle of the
-# symmetric product saves a further fifth. One thread, 41k columns, the whole product against
-# ``_gram_about``'s three: 50 rows 3.6 vs 2.4 ms, 51 rows 4.5 vs 2.5 ms, 100 rows 11.1 vs 9.7 ms.
+# MKL's float32 product is slow on a partial 16-row tile, and one triangle of the symmetric
+# product is less work. n = 50, d = 1e6, idle 2-core host, uncentred ``X @ X.T`` against the
+# centred Gram in 8 MiB blocks: one thread's CPU time 86.7 ms, 95.7 ms as one product per
+# block, 80.9 ms as ``_gram_about``'s two; two threads' wall time 48.3, 56.4 and 51.0 ms.
 _ROW_TILE = 16
 
 
@@ -91,15 +90,13 @@ def _gram_about(updates: Tensor, centre: Tensor | None, reference: int, columns:
     block is centred into one reused (rows, columns) buffer, never an (n, d) copy, and its
     product (in the input dtype) is summed over blocks in float64.
 
-    torch has no symmetric product (BLAS ``syrk``), so the rows go in three groups, P and Q of
-    whole 16-row tiles (P about two thirds of them: 32 of 48 rows and 64 of 96 measured fastest)
-    and the rest R: ``P (P Q)^T``, ``Q Q^T`` and ``R (all)^T`` are computed and the other blocks
-    are their transposes.
+    torch has no symmetric product (BLAS ``syrk``), so the rows go in two groups, Q the last
+    whole 16-row tiles up to half of them and P the others: ``P (all)^T`` and ``Q Q^T`` are
+    computed and ``Q P^T`` is the transpose of ``P Q^T``.
     """
     n, d = updates.shape
     rows = n if centre is None else n + 1
-    tiled = rows - rows % _ROW_TILE
-    split = 2 * tiled // 3 - 2 * tiled // 3 % _ROW_TILE
+    split = rows - (rows // 2 - rows // 2 % _ROW_TILE)
     buffer = updates.new_empty(rows, columns)
     gram = torch.zeros(rows, rows, dtype=torch.float64, device=updates.device)
     for start in range(0, d, columns):
@@ -108,11 +105,9 @@ def _gram_about(updates: Tensor, centre: Tensor | None, reference: int, columns:
         torch.sub(block, block[reference], out=centred[:n])
         if centre is not None:
             torch.sub(centre[start : start + columns], block[reference], out=centred[n])
-        gram[:split, :tiled] += centred[:split] @ centred[:tiled].T
-        gram[split:tiled, split:tiled] += centred[split:tiled] @ centred[split:tiled].T
-        gram[tiled:] += centred[tiled:] @ centred.T
-    gram[split:tiled, :split] = gram[:split, split:tiled].T
-    gram[:tiled, tiled:] = gram[tiled:, :tiled].T
+        gram[:split] += centred[:split] @ centred.T
+        gram[split:, split:] += centred[split:] @ centred[split:].T
+    gram[split:, :split] = gram[:split, split:].T
     return gram
 
 

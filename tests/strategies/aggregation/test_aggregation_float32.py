@@ -136,7 +136,8 @@ def test_centred_gram_distances_hold_across_column_blocks(
     monkeypatch: pytest.MonkeyPatch, count: int, with_centre: bool
 ) -> None:
     # 300 columns per block: 1000 columns in 4 blocks, the last one short. 50, 34, 16 and 8
-    # rows: the product's three row groups (two of whole 16-row tiles, the rest) may be empty.
+    # rows: the product's second row group (whole 16-row tiles, up to half the rows) is 16, 16,
+    # 0 and 0 rows.
     offset, noise = offset_inputs(count, 2)
     x = (offset + 0.1 * noise).float()
     centre = x[:3].double().mean(0).float() if with_centre else None

@@ -25,7 +25,7 @@ from stamen.strategies.aggregation.base import (
 from stamen.strategies.aggregation.coordinatewise import median_of_sorted
 from stamen.strategies.aggregation.krum import krum_scores
 from stamen.strategies.aggregation.primitives import (
-    centred_gram,
+    gram_matrix,
     pairwise_squared_distances,
     sorted_columns,
 )
@@ -65,7 +65,7 @@ class Bulyan:
         self.check(n)
         theta = n - 2 * self.f
         beta = theta - 2 * self.f
-        distances = pairwise_squared_distances(centred_gram(updates))
+        distances = pairwise_squared_distances(gram_matrix(updates))
         chosen = torch.tensor(iterated_krum(distances, self.f, theta), device=updates.device)
         ordered = sorted_columns(updates.index_select(0, chosen)).to(updates.device)
         return mean_of_closest(ordered, median_of_sorted(ordered), beta), None

@@ -4,9 +4,9 @@
 iterated ``iters`` times, starting from the PREVIOUS round's aggregate. That centre is explicit
 state: ``aggregate(updates, state)`` returns ``(v, v)``; ``state=None`` starts from zero, a
 tensor of shape (d,) starts from it. ``v = a v0 + c^T X`` is tracked by its n + 1 coefficients
-(c, a), which sum to 1, so the distances ``||x_i - v||`` come from one centred Gram matrix of
-the inputs and ``v0`` (``primitives.centred_gram``: it holds in float32 when inputs and centre
-share a large offset, as with worker momentum) and ``v`` is formed once at the end.
+(c, a), which sum to 1, so the distances ``||x_i - v||`` come from one Gram matrix of the inputs
+and ``v0`` (centred when they share a large offset, as with worker momentum, so that it holds in
+float32: ``primitives.gram_with_centre``) and ``v`` is formed once at the end.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from stamen.strategies.aggregation.base import (
     require_positive,
 )
 from stamen.strategies.aggregation.primitives import (
-    centred_gram,
     combine_rows,
+    gram_with_centre,
     squared_distances_to,
 )
 
@@ -66,8 +66,8 @@ class CenteredClip:
         if state is not None and (not isinstance(state, Tensor) or state.shape != (d,)):
             got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
             raise ConfigError(f"cclip state must be None or a tensor of shape ({d},), got {got}")
-        centre = updates.new_zeros(d) if state is None else state.to(updates)
-        gram = centred_gram(updates, centre)
+        centre = None if state is None else state.to(updates)
+        gram = gram_with_centre(updates, centre)
         # coefficients[:n] weigh the inputs, coefficients[n] the start v0; they sum to 1.
         coefficients = torch.zeros(n + 1, dtype=gram.dtype, device=gram.device)
         coefficients[n] = 1.0
@@ -77,6 +77,6 @@ class CenteredClip:
             coefficients = coefficients * (1.0 - weights.mean())
             coefficients[:n] += weights / n
         result = combine_rows(coefficients[:n], updates)
-        if state is not None:
+        if centre is not None:
             result = result + float(coefficients[n]) * centre
         return result, result

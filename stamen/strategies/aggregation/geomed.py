@@ -3,9 +3,9 @@
 ``v <- sum_i beta_i x_i / sum_i beta_i`` with ``beta_i = (1/n) / max(nu, ||x_i - v||)``, run for
 ``T`` iterations from ``v = 0`` (as the bucketing paper's code, arXiv 2006.09365: T = 8,
 nu = 0.1). ``v`` stays a combination of the inputs and the origin with coefficients summing to 1,
-so ``||x_i - v||^2`` comes from one centred Gram matrix of those n + 1 points
-(``primitives.centred_gram``: it holds in float32 when the inputs share a large offset) and ``v``
-is formed once at the end.
+so ``||x_i - v||^2`` comes from one Gram matrix of those n + 1 points (centred when the inputs
+share a large offset, so that it holds in float32: ``primitives.gram_with_centre``) and ``v`` is
+formed once at the end.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from stamen.strategies.aggregation.base import (
     require_positive,
 )
 from stamen.strategies.aggregation.primitives import (
-    centred_gram,
     combine_rows,
+    gram_with_centre,
     squared_distances_to,
 )
 
@@ -64,8 +64,8 @@ class GeometricMedian:
     def aggregate(self, updates: Tensor, state: Any = None) -> tuple[Tensor, None]:
         check_updates(updates)
         self.check(updates.shape[0])
-        origin = updates.new_zeros(updates.shape[1])
-        coefficients = weiszfeld_coefficients(centred_gram(updates, origin), self.T, float(self.nu))
+        gram = gram_with_centre(updates, None)
+        coefficients = weiszfeld_coefficients(gram, self.T, float(self.nu))
         # After one step the origin's coefficient is 0: v is a combination of the inputs alone.
         return combine_rows(coefficients[:-1], updates), None
 

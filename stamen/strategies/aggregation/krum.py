@@ -3,8 +3,8 @@
 Each input's score is the sum of its squared Euclidean distances to its ``n - f - 2`` nearest
 other inputs (at least 1, as flwr's ``select_multikrum`` / ``aggregate_krum``); Krum returns
 the input with the lowest score, Multi-Krum the mean of the ``m`` lowest-scoring inputs.
-Ties go to the lower index (a stable sort). Distances come from the centred Gram matrix
-(``primitives.centred_gram``), so they hold in float32 when the inputs share a large offset.
+Ties go to the lower index (a stable sort). Distances come from one Gram matrix, centred when the
+inputs share a large offset so that they hold in float32 (``primitives.gram_matrix``).
 
 ``krum(f, power=4)`` sums FOURTH powers of the distances instead: that is what the bucketing
 paper's code computes (its ``pairwise_euclidean_distances`` returns squared distances and
@@ -26,8 +26,8 @@ from stamen.strategies.aggregation.base import (
     require_count,
 )
 from stamen.strategies.aggregation.primitives import (
-    centred_gram,
     combine_rows,
+    gram_matrix,
     pairwise_squared_distances,
 )
 
@@ -49,7 +49,7 @@ def krum_scores(distances: Tensor, f: int, power: float = 2) -> Tensor:
 
 def krum_select(updates: Tensor, f: int, m: int, power: float = 2) -> Tensor:
     """Indices of the ``m`` best-scored rows of ``updates`` (n, d), best first."""
-    scores = krum_scores(pairwise_squared_distances(centred_gram(updates)), f, power)
+    scores = krum_scores(pairwise_squared_distances(gram_matrix(updates)), f, power)
     return torch.sort(scores, stable=True).indices[:m]
 
 

@@ -130,43 +130,47 @@ def test_rfa_matches_the_float64_reference(offset_updates: Tensor) -> None:
 
 
 @pytest.mark.parametrize(
-    ("count", "with_centre"), [(50, False), (33, True), (16, False), (7, True)]
+    ("count", "centre"), [(50, "none"), (33, "point"), (16, "none"), (7, "origin")]
 )
 def test_centred_gram_distances_hold_across_column_blocks(
-    monkeypatch: pytest.MonkeyPatch, count: int, with_centre: bool
+    monkeypatch: pytest.MonkeyPatch, count: int, centre: str
 ) -> None:
     # 300 columns per block: 1000 columns in 4 blocks, the last one short. 50, 34, 16 and 8
     # rows: the product's second row group (whole 16-row tiles, up to half the rows) is 16, 16,
     # 0 and 0 rows.
+    rows = count if centre == "none" else count + 1
+    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", rows * 300 * 4)
     offset, noise = offset_inputs(count, 2)
     x = (offset + 0.1 * noise).float()
-    centre = x[:3].double().mean(0).float() if with_centre else None
-    points = x if centre is None else torch.cat([x, centre[None]])
-    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", len(points) * 300 * 4)
-    gram = primitives.centred_gram(x, centre)
+    if centre == "none":
+        points, gram = x, primitives.gram_matrix(x)
+    elif centre == "point":
+        point = x[:3].double().mean(0).float()
+        points, gram = torch.cat([x, point[None]]), primitives.gram_with_centre(x, point)
+    else:
+        points, gram = torch.cat([x, torch.zeros(1, D)]), primitives.gram_with_centre(x, None)
     torch.testing.assert_close(
         primitives.pairwise_squared_distances(gram), distances64(points), rtol=1e-4, atol=1e-3
     )
 
 
-def test_centred_gram_recentres_when_its_reference_is_an_outlier(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Row 0 has the median norm over the first block (columns 0-99), so it is the first
-    # reference, but sits 100 per coordinate away in the other 900 columns. Centred on it, the
-    # honest rows would carry norms of about 3000 into float32 products; the product is redone
-    # about an honest row instead and every distance matches float64.
-    monkeypatch.setattr(primitives, "_CPU_BLOCK_BYTES", N * 100 * 4)
+def test_the_centring_reference_is_not_an_outlier() -> None:
+    # Row 0 sits 100 per coordinate away from the others. Centred on it, the others would
+    # carry norms of about 3000 into float32 products; the reference is the medoid instead.
     offset, noise = offset_inputs(N, 1)
     x = offset + 0.1 * noise
-    honest_norms = x[1:, :100].norm(dim=1).sort().values
-    middle = (honest_norms[11] + honest_norms[12]) / 2
-    x[0, :100] = x[1:, :100].mean(0) * middle / x[1:, :100].mean(0).norm()
-    x[0, 100:] += 100.0
+    x[0] += 100.0
     x = x.float()
-    norms = torch.linalg.vector_norm(x[:, :100], dim=1)
-    assert int(norms.median(dim=0).indices) == 0
-    gram = primitives.centred_gram(x)
     torch.testing.assert_close(
-        primitives.pairwise_squared_distances(gram), distances64(x), rtol=1e-4, atol=1e-3
+        primitives.pairwise_squared_distances(primitives.gram_matrix(x)),
+        distances64(x),
+        rtol=1e-4,
+        atol=1e-3,
     )
+
+
+def test_the_uncentred_product_is_kept_without_a_shared_offset() -> None:
+    # Centring costs a pass over the inputs; standard normal rows (norms^2 about d, distances^2
+    # about 2d) do not need it, so the Gram matrix is X X^T itself.
+    x = torch.randn(N, D, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(primitives.gram_matrix(x), (x @ x.T).double())

@@ -7,7 +7,7 @@ import torch
 
 from stamen.errors import ConfigError
 from stamen.strategies.aggregation import Bulyan, Krum, MultiKrum, krum_scores
-from stamen.strategies.aggregation.primitives import centred_gram, pairwise_squared_distances
+from stamen.strategies.aggregation.primitives import gram_matrix, pairwise_squared_distances
 
 # Points 0, 1, 2, 10, 11 on a line (d=1), f=1 -> n-f-2 = 2 nearest neighbours:
 #   0: 1^2 + 2^2 = 5        1: 1 + 1 = 2        2: 1 + 2^2 = 5
@@ -16,7 +16,7 @@ LINE = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0]], dtype=torch.float64)
 
 
 def test_krum_scores_by_hand() -> None:
-    distances = pairwise_squared_distances(centred_gram(LINE))
+    distances = pairwise_squared_distances(gram_matrix(LINE))
     torch.testing.assert_close(
         krum_scores(distances, 1), torch.tensor([5.0, 2, 5, 65, 82], dtype=torch.float64)
     )
@@ -38,7 +38,7 @@ def test_multi_krum_averages_m_best() -> None:
 def test_krum_uses_n_minus_f_minus_2_neighbours() -> None:
     # f=0 -> 3 neighbours: 0: 1+4+100=105, 1: 1+1+81=83, 2: 1+4+64=69,
     #   10: 1+64+81=146, 11: 1+81+100=182
-    distances = pairwise_squared_distances(centred_gram(LINE))
+    distances = pairwise_squared_distances(gram_matrix(LINE))
     torch.testing.assert_close(
         krum_scores(distances, 0), torch.tensor([105.0, 83, 69, 146, 182], dtype=torch.float64)
     )
@@ -79,7 +79,7 @@ def test_infeasible_sizes_refused(rule, n, message) -> None:
 def test_power_four_sums_fourth_powers_like_the_bucketing_papers_code():
     """The authors' code sums ``(||x_i - x_j||^2)^2`` over the n - f - 2 nearest."""
     points = torch.randn(9, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    squared = pairwise_squared_distances(centred_gram(points))
+    squared = pairwise_squared_distances(gram_matrix(points))
     f = 2
     expected = [
         sum(sorted(squared[i, j].item() ** 2 for j in range(9) if j != i)[: 9 - f - 2])

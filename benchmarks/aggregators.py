@@ -15,10 +15,13 @@ counterparts, prints median wall times, the ratio flwr / ours, and checks that o
   only when both pick the same set.
 
 Also times one ``bucketing(s=2) | cclip(tau=10, iters=3)`` step at n = 25, d = 1,199,882 (the
-bucketing paper's MNIST CNN). Inputs: float32 standard normal, f = n/5 rows shifted by +3.
+bucketing paper's MNIST CNN). Inputs: float32 standard normal, f = n/5 rows shifted by +3;
+``--offset NORM`` adds one vector of that norm to every input, as worker momentum does: the
+distance rules then centre their Gram matrix (``primitives``), and flwr's differences agree.
 
     python benchmarks/aggregators.py        # n=50 and n=100 at d=1e6, ~3-5 min on 2 cores
     python benchmarks/aggregators.py --sizes 50x200000 --repeats 3
+    python benchmarks/aggregators.py --sizes 50x1000000 --offset 1e6 --skip-pipeline
 """
 
 from __future__ import annotations
@@ -77,11 +80,14 @@ def flwr_baselines(x: np.ndarray, f: int) -> dict[str, Callable[[], np.ndarray]]
     }
 
 
-def run_size(n: int, d: int, repeats: int) -> None:
+def run_size(n: int, d: int, repeats: int, offset: float) -> None:
     f = n // 5
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(n, d, generator=generator)
     x[:f] += 3.0
+    if offset:
+        shared = torch.randn(d, generator=generator)
+        x += shared * (offset / shared.norm())
     ours = {
         "mean": Mean(),
         "median": Median(f=f),
@@ -93,7 +99,8 @@ def run_size(n: int, d: int, repeats: int) -> None:
         "cclip(tau=10,iters=3)": CenteredClip(tau=10, iters=3),
     }
     baselines = flwr_baselines(x.numpy(), f)
-    print(f"\n## n={n}, d={d:,}, f={f}, float32, torch threads={torch.get_num_threads()}")
+    shift = f", offset norm {offset:g}" if offset else ""
+    print(f"\n## n={n}, d={d:,}, f={f}{shift}, float32, torch threads={torch.get_num_threads()}")
     print(f"{'rule':24s} {'ours ms':>9s} {'flwr ms':>9s} {'flwr/ours':>9s}  same output")
     decode_s, _ = timed(baselines.pop("flwr record decode"), repeats)
     for name, rule in ours.items():
@@ -133,11 +140,14 @@ def main() -> None:
         help="comma-separated NxD list (default 50x1000000,100x1000000)",
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--offset", type=float, default=0.0, help="norm of a vector added to every input"
+    )
     parser.add_argument("--skip-pipeline", action="store_true")
     args = parser.parse_args()
     for size in args.sizes.split(","):
         n, d = (int(v) for v in size.lower().split("x"))
-        run_size(n, d, args.repeats)
+        run_size(n, d, args.repeats, args.offset)
     if not args.skip_pipeline:
         run_bucketing_cclip(args.repeats)
 

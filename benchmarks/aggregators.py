@@ -1,6 +1,6 @@
 """Robust aggregation rules against flwr's implementations on the same stacked updates.
 
-For each (n, d) it times every rule of ``stamen.strategies.aggregation`` and flwr's
+For each (n, d) it times every rule of ``stamen.algorithms.aggregation`` and flwr's
 counterparts, prints median wall times, the ratio flwr / ours, and checks that outputs agree
 (float32 tolerance). flwr baselines, each timed from what its strategy holds:
 
@@ -38,12 +38,12 @@ from flwr.serverapp.strategy.bulyan import aggregate_n_closest_weights
 from flwr.serverapp.strategy.fedtrimmedavg import trim_mean
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
-from stamen.strategies.aggregation import parse_pipeline
-from stamen.strategies.aggregation.bulyan import Bulyan
-from stamen.strategies.aggregation.centered_clip import CenteredClip
-from stamen.strategies.aggregation.coordinatewise import Mean, Median, TrimmedMean
-from stamen.strategies.aggregation.geomed import GeometricMedian
-from stamen.strategies.aggregation.krum import Krum, MultiKrum
+from stamen.algorithms.aggregation import parse_pipeline
+from stamen.algorithms.aggregation.bulyan import Bulyan
+from stamen.algorithms.aggregation.centered_clip import CenteredClip
+from stamen.algorithms.aggregation.coordinatewise import Mean, Median, TrimmedMean
+from stamen.algorithms.aggregation.geomed import GeometricMedian
+from stamen.algorithms.aggregation.krum import Krum, MultiKrum
 
 
 def timed(function: Callable[[], object], repeats: int) -> tuple[float, object]:

@@ -29,9 +29,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu_layouts import BATCH, loop, vmapped  # noqa: E402
 
+from stamen.messages.arrays import ArrayLayout, state_record
 from stamen.models import create_model
 from stamen.simulations.allocator import keep_freed_memory
-from stamen.strategies.flat_updates import ArrayLayout, state_record
 
 SETTINGS = ("default", "kept")
 

@@ -34,9 +34,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from stamen.algorithms.aggregation import parse_pipeline
 from stamen.clients.batched_training import BatchedSGD
 from stamen.models import create_model
-from stamen.strategies.aggregation import parse_pipeline
 
 RULES = ("bucketing(s=2) | cclip(tau=10, iters=3)", "median", "krum", "rfa(T=8, nu=0.1)")
 

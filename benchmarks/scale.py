@@ -35,7 +35,7 @@ from pathlib import Path
 
 
 def experiment(clients: int, rounds: int, out: Path):
-    from stamen.simulations.config import Experiment
+    from stamen.experiment import Experiment
 
     return Experiment(
         dataset="mnist",

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
+from stamen.algorithms.aggregation import parse_pipeline
 from stamen.secure.backend import ClientShares, SecureBackend
 from stamen.secure.certificates import make_certificates
 from stamen.secure.envelope import envelope_context, seal
 from stamen.secure.ring import encode, ring_matmul
-from stamen.secure.services import spawn
 from stamen.secure.sharing import share
-from stamen.strategies.aggregation import parse_pipeline
+from stamen.simulations.secure_services import spawn
 
 RULE = "bucketing(s=2) | krum"
 

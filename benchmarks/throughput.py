@@ -54,15 +54,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stamen.algorithms.aggregation import parse_pipeline
 from stamen.attacks import byzantine_clients, create_attack
-from stamen.clients.local_data import client_rng, dataset_of, train_partitions
-from stamen.clients.training import TrainSettings, evaluate, minibatches, resolve_device
+from stamen.clients.training import TrainSettings, evaluate, minibatches
+from stamen.devices import resolve_device
+from stamen.experiment import Experiment
+from stamen.federation import client_rng, dataset_of, train_partitions
 from stamen.models import create_model
 from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.bench import Grid
-from stamen.simulations.config import Experiment
 from stamen.simulations.results import Row
-from stamen.strategies.aggregation import parse_pipeline
 from stamen.strategies.robust import round_generator
 
 ENGINES = ("bare", "ray", "inline", "batched")

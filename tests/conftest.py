@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stamen.strategies.aggregation import AGGREGATORS
+from stamen.algorithms.aggregation import AGGREGATORS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_every_rule_imports_without_flwr():
         "    def find_spec(self, name, path, target=None):\n"
         "        if name.split('.')[0] in ('flwr', 'ray'): raise ImportError(name)\n"
         "sys.meta_path.insert(0, B())\n"
-        "from stamen.strategies.aggregation import AGGREGATORS, parse_pipeline\n"
+        "from stamen.algorithms.aggregation import AGGREGATORS, parse_pipeline\n"
         "from stamen.attacks import create_attack\n"
         "from stamen.clients.batched_training import BatchedSGD\n"
         "print(sorted(AGGREGATORS.names()))\n"

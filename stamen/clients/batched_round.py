@@ -6,24 +6,36 @@ batches, its seed, its label attack; the clients then train in one ``torch.func`
 each reply is built by the ClientApp's own code (update attacks, worker momentum, secure
 shares). The replies equal those of the one-by-one path to float rounding.
 
-What cannot be batched returns a reason instead, and the engine trains one by one: Mime's
-messages, FedProx's proximal term, epochs (clients' step counts differ), batches of unequal
+Only message types with a registered batched step (``BATCHED_STEPS``: the default ``train``
+action and ``train.secure``) are batched; any other action (Mime's ``train.mime``, a new
+algorithm's) is trained one by one, never silently as plain SGD. What cannot be batched
+returns a reason instead, and the engine trains one by one: other actions, FedProx's
+proximal term, epochs (clients' step counts differ), batches of unequal
 sizes, clients of different architectures or settings, and models with batch norm.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from flwr.app import ConfigRecord, Context, Message
+from flwr.app import ConfigRecord, Context, Message, MessageType
 
 from stamen.clients.batched_training import BatchedSGD
-from stamen.clients.client_app import LocalTraining, experiment_of
+from stamen.clients.local_training import LocalTraining
+from stamen.clients.node import experiment_of
 from stamen.clients.training import TrainSettings, minibatches
-from stamen.strategies.mime import STATE_KEY
+from stamen.messages.keys import CONFIG, MODEL, NUM_EXAMPLES, SECURE_TRAIN
+
+# Message types whose client step has a batched form, mapped to how one node's work is
+# prepared. An algorithm whose step is local SGD with its own reply registers here.
+BATCHED_STEPS: dict[str, Callable[[Message, Context], LocalTraining]] = {
+    MessageType.TRAIN: LocalTraining.of,
+    SECURE_TRAIN: functools.partial(LocalTraining.of, secure=True),
+}
 
 
 @dataclass
@@ -44,7 +56,7 @@ class PreparedRound:
         """Rounds with equal keys (architecture, SGD settings, batch shapes, device) can be
         trained in one call, also when they belong to different runs."""
         first = self.tasks[0]
-        model = str(first.config.get("model", first.experiment.model))
+        model = str(first.config.get(MODEL, first.experiment.model))
         settings = (first.settings.lr, first.settings.momentum, first.settings.weight_decay)
         shapes = tuple(self.inputs.shape[1:])
         return (model, first.experiment.dataset, settings, shapes, str(first.device))
@@ -68,7 +80,7 @@ class PreparedRound:
         replies = []
         for k, task in enumerate(self.tasks):
             state = {key: params[key][k] if key in params else v for key, v in global_state.items()}
-            metrics = {"train-loss": float(losses[k]), "num-examples": len(task.indices)}
+            metrics = {"train-loss": float(losses[k]), NUM_EXAMPLES: len(task.indices)}
             replies.append(task.reply(state, metrics))
         return replies
 
@@ -95,7 +107,8 @@ def prepare_round(messages: list[Message], contexts: dict[int, Context]) -> Prep
     reason = _unbatchable(messages, contexts)
     if reason:
         return reason
-    tasks = [LocalTraining.of(m, contexts[m.metadata.dst_node_id]) for m in messages]
+    prepare = BATCHED_STEPS[messages[0].metadata.message_type]
+    tasks = [prepare(m, contexts[m.metadata.dst_node_id]) for m in messages]
     first, settings = tasks[0], tasks[0].settings
     inputs, labels = [], []
     for task in tasks:
@@ -119,16 +132,19 @@ def prepare_round(messages: list[Message], contexts: dict[int, Context]) -> Prep
 
 def _unbatchable(messages: list[Message], contexts: dict[int, Context]) -> str | None:
     """Why the messages' own settings rule batching out, or None."""
-    if any(STATE_KEY in m.content for m in messages):
-        return "Mime's local steps are not batched"
+    types = {m.metadata.message_type for m in messages}
+    if len(types) > 1:
+        return f"the messages mix actions ({', '.join(sorted(types))})"
+    if types - set(BATCHED_STEPS):
+        return f"{types.pop()} has no batched step"
     found = set()
     for message in messages:
         experiment = experiment_of(contexts[message.metadata.dst_node_id])
-        config = message.content.get("config", ConfigRecord())
+        config = message.content.get(CONFIG, ConfigRecord())
         settings = TrainSettings.from_config(config, experiment)
         if settings.proximal_mu or settings.local_steps == 0:
             return "only fixed local-steps without a proximal term are batched"
-        found.add((settings, str(config.get("model", experiment.model))))
+        found.add((settings, str(config.get(MODEL, experiment.model))))
     return "the clients differ in architecture or settings" if len(found) > 1 else None
 
 

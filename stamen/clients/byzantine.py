@@ -13,7 +13,7 @@ import functools
 from stamen.attacks import CLIENT, ClientAttack, byzantine_clients, create_attack
 from stamen.attacks.registry import ATTACKS
 from stamen.errors import ConfigError
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
 
 
 def client_attack(

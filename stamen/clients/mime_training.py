@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
+from stamen.algorithms.mime.base_optimizers import BaseOptimizer, OptimizerState
 from stamen.clients.training import TrainSettings, minibatches
 from stamen.datasets import FederatedDataset
-from stamen.strategies.base_optimizers import BaseOptimizer, OptimizerState
 
 
 def flat_gradient(model: torch.nn.Module) -> Tensor:

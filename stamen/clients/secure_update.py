@@ -12,19 +12,39 @@ leaves the client.
 
 from __future__ import annotations
 
+import logging
 import secrets
 
 import torch
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from flwr.app import ConfigRecord
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.common.constant import ErrorCode
 
+from stamen.clients.node_settings import secure_ca, sends_plaintext_oracle
+from stamen.messages.keys import (
+    ORACLE_RECORD,
+    SECURE_CONTEXT,
+    SECURE_KEY,
+    SECURE_KEY_CERTIFICATE,
+    SECURE_KEY_SIGNATURE,
+    SECURE_ORACLE,
+    SECURE_RECORD,
+)
 from stamen.secure.envelope import envelope_context, seal
-from stamen.secure.key_binding import CertifiedKey
+from stamen.secure.key_binding import CertifiedKey, KeyBindingError, verified_key
 from stamen.secure.ring import encode
 from stamen.secure.sharing import share
 
-SECURE_RECORD = "secure"
-ORACLE_RECORD = "simulation-update"  # simulation with an omniscient attack only
+log = logging.getLogger(__name__)
 
 
 def clip_and_noise(
@@ -47,7 +67,7 @@ def secret_generator() -> torch.Generator:
 def offered_s2_key(config: ConfigRecord) -> CertifiedKey:
     """The S2 key, signature and certificate that S1 relayed in ``config`` (unchecked)."""
     return CertifiedKey(
-        config["secure-key"], config["secure-key-signature"], config["secure-key-certificate"]
+        config[SECURE_KEY], config[SECURE_KEY_SIGNATURE], config[SECURE_KEY_CERTIFICATE]
     )
 
 
@@ -60,3 +80,25 @@ def shared_update(update: torch.Tensor, s2_key: bytes, context: str, node_id: in
     return ConfigRecord(
         {"seed": shares.seed, "envelope": seal(key, shares.rest.tobytes(), context)}
     )
+
+
+def secure_reply(
+    msg: Message, update: torch.Tensor, config: ConfigRecord, context: Context, metrics: dict
+) -> Message:
+    """Secure aggregation's reply: the (clipped, noised) update's shares, sealed to an S2 key
+    that the node's own CA certified; an error reply (one logged line) if the key is not
+    certified.
+
+    The plaintext update goes along only in a simulation with an omniscient attack, when the
+    server asks (``secure-oracle``) AND the node itself allows it (``simulation-oracle``)."""
+    try:
+        s2_key = verified_key(offered_s2_key(config), secure_ca(context))
+    except (KeyBindingError, KeyError) as exc:
+        reason = f"S2's key is missing: {exc}" if isinstance(exc, KeyError) else str(exc)
+        log.error("node %d: %s", context.node_id, reason)
+        return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
+    shares = shared_update(update, s2_key, str(config[SECURE_CONTEXT]), context.node_id)
+    content = RecordDict({SECURE_RECORD: shares, "metrics": MetricRecord(metrics)})
+    if config.get(SECURE_ORACLE, False) and sends_plaintext_oracle(context):
+        content[ORACLE_RECORD] = ArrayRecord({"update": Array(update.numpy())})
+    return Message(content, reply_to=msg)

@@ -50,13 +50,6 @@ class TrainSettings:
         )
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def minibatches(
     indices: np.ndarray, settings: TrainSettings, rng: np.random.Generator
 ) -> Iterator[np.ndarray]:

@@ -57,5 +57,5 @@ def _load(state: RecordDict, store: Path | None) -> dict[int, torch.Tensor]:
     if MOMENTUM_KEY in state:
         return {int(r): m for r, m in state[MOMENTUM_KEY].to_torch_state_dict().items()}
     if store is not None and store.exists():
-        return torch.load(store)
+        return torch.load(store, weights_only=True)
     return {}

@@ -3,21 +3,16 @@
 ``client-models = "cnn:0.5, mlp:0.5"`` gives the first half of the partition ids ``cnn`` and
 the rest ``mlp`` (shares are rounded by largest remainder, so they always add up to the
 number of clients); the empty default gives every client ``model``. With several
-architectures, the server's single ``ArrayRecord`` holds each one's arrays under
-``"<architecture>/<key>"`` (FedDF, Lin et al., arXiv 2006.07242, keeps one student per
-architecture); with one, its keys are the model's own, as for every other strategy.
+architectures, the server's single record holds each one's arrays
+(``stamen.messages.multi_model``).
 """
 
 from __future__ import annotations
 
 import math
 
-from flwr.app import ArrayRecord
-
 from stamen.errors import ConfigError
 from stamen.models import MODELS
-
-SEPARATOR = "/"
 
 
 def parse_client_models(text: str, default: str) -> dict[str, float]:
@@ -51,27 +46,3 @@ def client_architectures(shares: dict[str, float], num_clients: int) -> tuple[st
     for i in by_remainder[: num_clients - sum(counts)]:
         counts[i] += 1
     return tuple(name for name, count in zip(shares, counts) for _ in range(count))
-
-
-def join_models(models: dict[str, ArrayRecord]) -> ArrayRecord:
-    """One record of several architectures' arrays (keys prefixed when more than one)."""
-    if len(models) == 1:
-        return next(iter(models.values()))
-    return ArrayRecord(
-        {
-            f"{name}{SEPARATOR}{key}": arrays[key]
-            for name, arrays in models.items()
-            for key in arrays
-        }
-    )
-
-
-def split_models(record: ArrayRecord, names: list[str] | tuple[str, ...]) -> dict[str, ArrayRecord]:
-    """The inverse of ``join_models`` for the architectures ``names``."""
-    if len(names) == 1:
-        return {names[0]: record}
-    models: dict[str, dict] = {name: {} for name in names}
-    for key in record:
-        name, _, inner = key.partition(SEPARATOR)
-        models[name][inner] = record[key]
-    return {name: ArrayRecord(arrays) for name, arrays in models.items()}

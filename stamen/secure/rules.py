@@ -16,11 +16,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from stamen.algorithms.aggregation.base import RandomGenerator
+from stamen.algorithms.aggregation.krum import Krum, MultiKrum, krum_scores
+from stamen.algorithms.aggregation.pipeline import parse_pipeline
+from stamen.algorithms.aggregation.pre_aggregators import Bucketing
 from stamen.errors import ConfigError
-from stamen.strategies.aggregation.base import RandomGenerator
-from stamen.strategies.aggregation.krum import Krum, MultiKrum, krum_scores
-from stamen.strategies.aggregation.pipeline import parse_pipeline
-from stamen.strategies.aggregation.pre_aggregators import Bucketing
 
 SUPPORTED = "bucketing(s) before krum or multi-krum(m)"
 

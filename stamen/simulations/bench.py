@@ -29,16 +29,18 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import active_children, get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from stamen.errors import ConfigError, StamenError
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
+from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.processes import stop_process_trees
-
-if TYPE_CHECKING:
-    from stamen.simulations.run_batcher import RunBatcher
+from stamen.simulations.ray_engine import run_ray
+from stamen.simulations.results import CHECKPOINT_FILE, RunRecorder
+from stamen.simulations.run_batcher import RunBatcher
+from stamen.simulations.server_app import quiet_flower_logs
 
 ENGINES = ("inline", "ray")
 LABEL = "label"
@@ -238,9 +240,6 @@ def _leave_ctrl_c_to_the_grid() -> None:
 def _run_cells(runs: list[tuple[Experiment, Path]], threads: int, engine: str) -> list[str | None]:
     """Run the cells (experiment, folder) in this worker, in threads when several; each
     cell's error, or None."""
-    from stamen.simulations.run_batcher import RunBatcher
-    from stamen.simulations.server_app import quiet_flower_logs
-
     torch.set_num_threads(threads)
     quiet_flower_logs()
     batcher = RunBatcher(len(runs)) if len(runs) > 1 else None
@@ -273,10 +272,6 @@ def _run_cells(runs: list[tuple[Experiment, Path]], threads: int, engine: str) -
 def _run_cell(
     experiment: Experiment, out_dir: Path, engine: str, batcher: RunBatcher | None
 ) -> None:
-    from stamen.simulations.inline_engine import run_inline
-    from stamen.simulations.ray_engine import run_ray
-    from stamen.simulations.results import CHECKPOINT_FILE, RunRecorder
-
     # A cell cut short (a stopped grid) continues from its last checkpoint.
     resume = (Path(out_dir) / CHECKPOINT_FILE).exists()
     experiment = experiment.replace(out_dir=str(out_dir), resume=resume)

@@ -20,10 +20,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stamen.clients.local_data import dataset_of, train_partitions
 from stamen.datasets import label_counts, plot_label_distribution
 from stamen.errors import StamenError
+from stamen.experiment import Experiment, parse_assignment
+from stamen.federation import dataset_of, train_partitions
 from stamen.models import create_model
+from stamen.node_keys import make_node_keys
+from stamen.secure.certificates import make_certificates
 from stamen.simulations.bench import Cell, Grid, result_columns, run_grid
 from stamen.simulations.bench_report import (
     collect_results,
@@ -35,11 +38,11 @@ from stamen.simulations.bench_report import (
     with_traffic,
     write_table,
 )
-from stamen.simulations.config import Experiment, parse_assignment
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.progress import RoundProgress
 from stamen.simulations.ray_engine import run_ray, write_app
 from stamen.simulations.results import RunRecorder, default_out_dir
+from stamen.simulations.secure_services import serve
 from stamen.simulations.server_app import quiet_flower_logs
 
 cli = typer.Typer(
@@ -217,7 +220,6 @@ def secure_certs(
     host: Annotated[list[str] | None, typer.Option(help="Address the services run on.")] = None,
 ) -> None:
     """Make a private CA and certificates for S1, S2 and the dealer."""
-    from stamen.secure.certificates import make_certificates
 
     make_certificates(out, tuple(host or ("127.0.0.1", "localhost")))
     console.print(f"certificates in {out}: give each party its own key and ca.pem")
@@ -244,8 +246,6 @@ def deploy_keys(
     host: Annotated[list[str] | None, typer.Option(help="Address the SuperLink runs on.")] = None,
 ) -> None:
     """Make a CA, the SuperLink's TLS certificate and SuperNode authentication keys."""
-    from stamen.node_keys import make_node_keys
-    from stamen.secure.certificates import make_certificates
 
     if nodes < 1:
         raise StamenError(f"--nodes must be at least 1, got {nodes}")
@@ -258,7 +258,6 @@ def deploy_keys(
 
 
 def _serve(party: str, listen: str, certs: Path, ready_file: Path | None) -> None:
-    from stamen.secure.services import serve
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():

@@ -26,10 +26,10 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 from stamen.clients.batched_round import PreparedRound, train_together
-from stamen.clients.training import resolve_device
+from stamen.devices import resolve_device
 from stamen.errors import StamenError
+from stamen.experiment import Experiment
 from stamen.simulations.allocator import keep_freed_memory
-from stamen.simulations.config import Experiment
 from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.results import RunRecorder, with_node_state
 from stamen.simulations.run_batcher import RunBatcher, Trained

@@ -33,7 +33,7 @@ import torch
 from flwr.common.logger import log
 
 from stamen.errors import StamenError
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
 from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.processes import MARKER_VARIABLE, stop_run_processes
 from stamen.simulations.results import METRICS_FILE, Row, with_node_state

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from flwr.app import Message, RecordDict
 
+from stamen.messages.arrays import array_values, keyed_as
 from stamen.simulations.traffic import payload_bytes
-from stamen.strategies.flat_updates import array_values, keyed_as
 
 MAX_REPLY_RATIO = 4
 _SLACK_BYTES = 2**20

@@ -24,7 +24,7 @@ import tomli_w
 import torch
 
 from stamen.attacks import byzantine_clients
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
 from stamen.simulations.plots import plot_accuracy
 
 METRICS_FILE = "metrics.csv"

@@ -16,11 +16,13 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.common.logger import log
 from flwr.serverapp import Grid, ServerApp
 
-from stamen.clients.training import evaluate, resolve_device
+from stamen.clients.training import evaluate
 from stamen.datasets import FederatedDataset, load_dataset
+from stamen.devices import resolve_device
+from stamen.experiment import Experiment
+from stamen.messages.multi_model import join_models, split_models
 from stamen.models import create_model
-from stamen.models.assignment import join_models, parse_client_models, split_models
-from stamen.secure.services import secure_services
+from stamen.models.assignment import parse_client_models
 from stamen.simulations.checkpoint import (
     Checkpoint,
     CheckpointWriter,
@@ -28,7 +30,6 @@ from stamen.simulations.checkpoint import (
     restore_strategy_state,
     strategy_state,
 )
-from stamen.simulations.config import Experiment
 from stamen.simulations.ordered_grid import (
     STAMEN_CLIENT_APP,
     PartitionOrderedGrid,
@@ -37,6 +38,7 @@ from stamen.simulations.ordered_grid import (
 from stamen.simulations.recorded_strategy import RecordedStrategy
 from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.simulations.rounds import run_rounds
+from stamen.simulations.secure_services import secure_services
 from stamen.strategies import build_strategy
 from stamen.strategies.secure import SecureStrategy
 from stamen.strategies.seeded_sampling import SeededSampling

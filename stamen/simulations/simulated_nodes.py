@@ -12,8 +12,8 @@ from pathlib import Path
 
 from stamen.attacks import OMNISCIENT, create_attack
 from stamen.clients.node_settings import SECURE_CA, SIMULATION_ORACLE, environment_variable
-from stamen.secure.services import certificates_folder
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
+from stamen.simulations.secure_services import certificates_folder
 
 
 def simulated_node_config(experiment: Experiment, out_dir: Path) -> dict[str, str]:

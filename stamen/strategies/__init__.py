@@ -1,16 +1,10 @@
-"""Flower strategies (thin) and the pure math they call.
+"""Flower strategies: thin adapters between messages and the pure algorithms.
 
-``STRATEGIES``, ``STRATEGY_DEFAULTS`` and ``build_strategy`` register every strategy on first
-use, so that the math (``stamen.strategies.aggregation``) imports with torch and numpy alone,
-without flwr.
+Importing this package registers every strategy in ``STRATEGIES``; ``build_strategy`` makes
+the one a run names.
 """
 
-from typing import Any
+from stamen.strategies import feddf, flower_builtin, mime, robust, secure  # noqa: F401  (register)
+from stamen.strategies.registry import STRATEGIES, build_strategy
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("STRATEGIES", "STRATEGY_DEFAULTS", "build_strategy"):
-        from stamen.strategies import feddf, flower_builtin, mime, registry, robust, secure  # noqa: F401
-
-        return getattr(registry, name)
-    raise AttributeError(f"module 'stamen.strategies' has no attribute {name!r}")
+__all__ = ["STRATEGIES", "build_strategy"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,20 +31,17 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from torch import nn
 
+from stamen.algorithms.distill_data import ServerData, server_data
+from stamen.algorithms.distillation import DistillSettings, distill
+from stamen.devices import resolve_device
+from stamen.experiment import Experiment
+from stamen.federation import dataset_of, server_holdout
+from stamen.messages.arrays import ArrayLayout
+from stamen.messages.multi_model import join_models, split_models
+from stamen.messages.replies import stack_updates
 from stamen.models import create_model
-from stamen.models.assignment import (
-    client_architectures,
-    join_models,
-    parse_client_models,
-    split_models,
-)
-from stamen.strategies.distill_data import ServerData, server_data
-from stamen.strategies.distillation import DistillSettings, distill
-from stamen.strategies.flat_updates import ArrayLayout, stack_updates
-from stamen.strategies.registry import STRATEGIES, STRATEGY_DEFAULTS
-
-if TYPE_CHECKING:
-    from stamen.simulations.config import Experiment
+from stamen.models.assignment import client_architectures, parse_client_models
+from stamen.strategies.registry import STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -190,14 +187,8 @@ def distill_settings(experiment: Experiment) -> DistillSettings:
     )
 
 
-STRATEGY_DEFAULTS["feddf"] = {"server-holdout": 0.1}  # the validation split it distils with
-
-
 @STRATEGIES.register("feddf")
 def feddf(experiment: Experiment, sampling: dict[str, Any], partition_of: Any) -> FedDFStrategy:
-    from stamen.clients.local_data import dataset_of, server_holdout
-    from stamen.clients.training import resolve_device
-
     data = dataset_of(experiment)
     shares = parse_client_models(experiment.client_models, experiment.model)
     server = server_data(

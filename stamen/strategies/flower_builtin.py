@@ -7,14 +7,12 @@ whose ``proximal-mu`` the ClientApp applies.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flwr.serverapp.strategy import FedAvg, FedAvgM, FedProx, Strategy
 
+from stamen.experiment import Experiment
 from stamen.strategies.registry import STRATEGIES
-
-if TYPE_CHECKING:
-    from stamen.simulations.config import Experiment
 
 
 @STRATEGIES.register("fedavg")

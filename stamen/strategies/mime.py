@@ -24,16 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from flwr.app import (
-    Array,
     ArrayRecord,
     ConfigRecord,
     Message,
-    MessageType,
     MetricRecord,
     RecordDict,
 )
@@ -41,15 +39,23 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from torch import Tensor
 
-from stamen.strategies.base_optimizers import OptimizerState, create_base_optimizer
-from stamen.strategies.flat_updates import ArrayLayout, num_examples, stack_updates
+from stamen.algorithms.mime.base_optimizers import OptimizerState, create_base_optimizer
+from stamen.experiment import Experiment
+from stamen.messages.arrays import ArrayLayout, tensors_record
+from stamen.messages.keys import (
+    ARRAYS,
+    BASE_OPTIMIZER,
+    CONFIG,
+    CONTROL_KEY,
+    GRADIENT_BATCHES,
+    GRADIENT_KEY,
+    GRADIENT_PHASE,
+    MIME_TRAIN,
+    SERVER_ROUND,
+    STATE_KEY,
+)
+from stamen.messages.replies import num_examples, stack_updates
 from stamen.strategies.registry import STRATEGIES
-
-if TYPE_CHECKING:
-    from stamen.simulations.config import Experiment
-
-GRADIENT_PHASE = f"{MessageType.QUERY}.gradient"
-STATE_KEY, CONTROL_KEY, GRADIENT_KEY = "optimizer-state", "control-variate", "gradient"
 
 
 @dataclass(frozen=True)
@@ -92,9 +98,9 @@ class MimeStrategy(FedAvg):
         config = ConfigRecord(
             {
                 **config,
-                "server-round": server_round,
-                "base-optimizer": self.base_optimizer,
-                "gradient-batches": self.gradient_batches,
+                SERVER_ROUND: server_round,
+                BASE_OPTIMIZER: self.base_optimizer,
+                GRADIENT_BATCHES: self.gradient_batches,
             }
         )
         control, excluded = None, 0
@@ -104,18 +110,18 @@ class MimeStrategy(FedAvg):
             self.state, arrays=arrays, control_variate=control, excluded_gradients=excluded
         )
         record = RecordDict(
-            {"arrays": arrays, "config": config, STATE_KEY: to_record(self.state.optimizer_state)}
+            {ARRAYS: arrays, CONFIG: config, STATE_KEY: tensors_record(self.state.optimizer_state)}
         )
         if control is not None:
-            record[CONTROL_KEY] = to_record({CONTROL_KEY: control})
-        return self._construct_messages(record, node_ids, MessageType.TRAIN)
+            record[CONTROL_KEY] = tensors_record({CONTROL_KEY: control})
+        return self._construct_messages(record, node_ids, MIME_TRAIN)
 
     def _gradient_phase(
         self, arrays: ArrayRecord, config: ConfigRecord, node_ids: list[int], grid: Grid
     ) -> tuple[Tensor | None, int]:
         """Mime's ``c`` (the example-weighted mean of the sampled nodes' ``grad f_i(x)``) and
         the number of replies excluded."""
-        record = RecordDict({"arrays": arrays, "config": config})
+        record = RecordDict({ARRAYS: arrays, CONFIG: config})
         messages = self._construct_messages(record, node_ids, GRADIENT_PHASE)
         found = self._gradients(grid.send_and_receive(messages, timeout=self.timeout))
         valid = [g for g in found if g is not None]
@@ -127,7 +133,7 @@ class MimeStrategy(FedAvg):
         replies = [reply for reply in replies if not reply.has_error()]
         layout = ArrayLayout.of(self.state.arrays)
         reference = layout.flatten(self.state.arrays)
-        stacked = stack_updates(replies, reference, layout, key="arrays")
+        stacked = stack_updates(replies, reference, layout, key=ARRAYS)
         rows = list(range(len(stacked.node_ids)))
         gradients: list[tuple[Tensor, float]] = []
         if self.lite:
@@ -169,16 +175,6 @@ class MimeStrategy(FedAvg):
             size = size if gradient is None else gradient[0].numel()
             found.append(gradient)
         return found
-
-
-def to_record(tensors: dict[str, Tensor] | None) -> ArrayRecord:
-    """Flat tensors as an ArrayRecord (empty for None)."""
-    arrays = {k: Array(np.asarray(v.detach().cpu().numpy())) for k, v in (tensors or {}).items()}
-    return ArrayRecord(arrays)
-
-
-def from_record(record: ArrayRecord) -> dict[str, Tensor]:
-    return {key: torch.from_numpy(np.array(record[key].numpy())) for key in record}
 
 
 def _valid_gradient(reply: Message, size: int | None) -> tuple[Tensor, float] | None:

@@ -8,20 +8,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from flwr.serverapp.strategy import Strategy
 
+from stamen.experiment import Experiment
 from stamen.registry import Registry
 
-if TYPE_CHECKING:
-    from stamen.simulations.config import Experiment
-
 STRATEGIES: Registry = Registry("strategy")
-
-# What a strategy needs where a run leaves a key at its global default, by strategy name
-# (run-config key -> value): e.g. FedDF's validation holdout, a distance rule for secure.
-STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {}
 
 
 def build_strategy(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,15 +28,15 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from stamen.algorithms.aggregation import Pipeline
+from stamen.algorithms.aggregation.settings import pipeline_of
 from stamen.attacks import OMNISCIENT, OmniscientAttack, byzantine_clients, create_attack
-from stamen.clients.training import resolve_device
+from stamen.devices import resolve_device
 from stamen.errors import ConfigError, RoundSkipped
-from stamen.strategies.aggregation import CenteredClip, Pipeline, parse_pipeline
-from stamen.strategies.flat_updates import ArrayLayout, stack_updates
+from stamen.experiment import Experiment
+from stamen.messages.arrays import ArrayLayout
+from stamen.messages.replies import stack_updates
 from stamen.strategies.registry import STRATEGIES
-
-if TYPE_CHECKING:
-    from stamen.simulations.config import Experiment
 
 
 @dataclass(frozen=True)
@@ -209,19 +209,3 @@ def simulated_attack_of(
         return None
     byzantine = byzantine_clients(experiment.num_clients, experiment.num_byzantine, experiment.seed)
     return SimulatedAttack(attack, frozenset(int(p) for p in byzantine), partition_of)
-
-
-def pipeline_of(experiment: Experiment) -> Pipeline:
-    """The ``aggregator`` pipeline, checked against the clients sampled per round.
-
-    A centred-clipping radius is scaled for worker momentum by ``clip-scaling``; rules
-    without a radius ignore it.
-    """
-    per_round = max(int(experiment.num_clients * experiment.fraction_train), 1)
-    pipeline = parse_pipeline(experiment.aggregator, per_round, experiment.num_byzantine)
-    if isinstance(pipeline.rule, CenteredClip):
-        rule = pipeline.rule.scaled_for_momentum(
-            experiment.clip_scaling, experiment.worker_momentum
-        )
-        pipeline = replace(pipeline, rule=rule)
-    return pipeline

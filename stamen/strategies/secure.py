@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +29,24 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 
-from stamen.clients.secure_update import ORACLE_RECORD, SECURE_RECORD
+from stamen.algorithms.aggregation import parse_pipeline
 from stamen.errors import ConfigError, RoundSkipped
+from stamen.experiment import Experiment
+from stamen.federation import dataset_of
+from stamen.messages.arrays import ArrayLayout
+from stamen.messages.keys import (
+    ORACLE_RECORD,
+    SECURE_CLIP,
+    SECURE_CONTEXT,
+    SECURE_KEY,
+    SECURE_KEY_CERTIFICATE,
+    SECURE_KEY_SIGNATURE,
+    SECURE_NOISE,
+    SECURE_ORACLE,
+    SECURE_RECORD,
+    SECURE_TRAIN,
+)
+from stamen.messages.replies import num_examples
 from stamen.models import create_model
 from stamen.secure.backend import ClientShares, SecureBackend, SecureBackendError
 from stamen.secure.envelope import envelope_context, seal
@@ -43,13 +60,8 @@ from stamen.secure.validity import (
     largest_noise,
     wrap_free,
 )
-from stamen.strategies.aggregation import parse_pipeline
-from stamen.strategies.flat_updates import ArrayLayout, num_examples
-from stamen.strategies.registry import STRATEGIES, STRATEGY_DEFAULTS
+from stamen.strategies.registry import STRATEGIES
 from stamen.strategies.robust import RobustStrategy, SimulatedAttack, simulated_attack_of
-
-if TYPE_CHECKING:
-    from stamen.simulations.config import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +111,18 @@ class SecureStrategy(RobustStrategy):
             return []
         s2_key = self.backend.s2_key
         secure = {
-            "secure-key": s2_key.public_key,
-            "secure-key-signature": s2_key.signature,
-            "secure-key-certificate": s2_key.certificate,
-            "secure-context": self.context(server_round),
-            "secure-clip": self.clip,
-            "secure-noise": self.noise,
-            "secure-oracle": self.simulated_attack is not None,
+            SECURE_KEY: s2_key.public_key,
+            SECURE_KEY_SIGNATURE: s2_key.signature,
+            SECURE_KEY_CERTIFICATE: s2_key.certificate,
+            SECURE_CONTEXT: self.context(server_round),
+            SECURE_CLIP: self.clip,
+            SECURE_NOISE: self.noise,
+            SECURE_ORACLE: self.simulated_attack is not None,
         }
-        return super().configure_train(
+        sampled = super().configure_train(
             server_round, arrays, ConfigRecord({**config, **secure}), grid
         )
+        return [Message(m.content, m.metadata.dst_node_id, SECURE_TRAIN) for m in sampled]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -218,18 +231,11 @@ def _client_shares(
     return ClientShares(reply.metadata.src_node_id, seed, envelope), update
 
 
-STRATEGY_DEFAULTS["secure"] = {"aggregator": "krum"}  # S2 runs on distances only
-
-
 @STRATEGIES.register("secure")
 def secure(
     experiment: Experiment, sampling: dict[str, Any], partition_of: Callable[[int], int | None]
 ) -> SecureStrategy:
     """``strategy = "secure"``: the ``aggregator`` (distance-based) run by S2 on shares."""
-    from pathlib import Path
-
-    from stamen.clients.local_data import dataset_of
-
     data = dataset_of(experiment)
     model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
     state = model.state_dict().values()

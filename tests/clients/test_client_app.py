@@ -9,8 +9,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from stamen.clients import client_app as stamen_client
-from stamen.clients.local_data import train_partitions
 from stamen.datasets import load_dataset
+from stamen.federation import train_partitions
 from stamen.models import create_model
 from stamen.simulations.inline_engine import InlineGrid
 from stamen.simulations.results import RunRecorder

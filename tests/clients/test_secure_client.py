@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
 from stamen.clients import client_app as stamen_client
-from stamen.clients.secure_update import ORACLE_RECORD, SECURE_RECORD
 from stamen.datasets import load_dataset
+from stamen.messages.keys import ORACLE_RECORD, SECURE_RECORD, SECURE_TRAIN
 from stamen.models import create_model
 from stamen.secure.certificates import make_certificates
 from stamen.secure.envelope import envelope_context, open_envelope, public_bytes
@@ -55,7 +55,7 @@ def secure_message(experiment, certified, **config):
     content = RecordDict(
         {"arrays": ArrayRecord(model.state_dict()), "config": ConfigRecord(record)}
     )
-    message = Message(content, dst_node_id=2, message_type="train")
+    message = Message(content, dst_node_id=2, message_type=SECURE_TRAIN)
     message.metadata.__dict__["_message_id"] = "m1"
     return message
 

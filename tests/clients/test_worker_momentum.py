@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from flwr.app import RecordDict
 
-from stamen.clients.local_data import client_rng, train_partitions
 from stamen.clients.training import TrainSettings, minibatches
 from stamen.clients.worker_momentum import apply_worker_momentum
 from stamen.datasets import load_dataset
+from stamen.federation import client_rng, train_partitions
 from stamen.models import create_model
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.results import RunRecorder

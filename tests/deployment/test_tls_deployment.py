@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stamen.experiment import Experiment
 from stamen.node_keys import make_node_keys
 from stamen.secure.certificates import make_certificates
-from stamen.secure.services import spawn
-from stamen.simulations.config import Experiment
 from stamen.simulations.ray_engine import free_port, write_app
+from stamen.simulations.secure_services import spawn
 
 NODES = 4
 ATTACKER = 3  # partition id of the red-team node
@@ -95,7 +95,7 @@ def test_robust_run_on_authenticated_tls_supernodes_with_a_red_team_node(tmp_pat
         "OMP_NUM_THREADS": "1",
     }
     processes = Processes(logs, env)
-    services = []  # S2 and the dealer (``stamen.secure.services.spawn``)
+    services = []  # S2 and the dealer (``stamen.simulations.secure_services.spawn``)
     try:
         superlink = processes.start(
             "superlink",

@@ -7,13 +7,9 @@ import pytest
 from flwr.app import ArrayRecord
 
 from stamen.errors import ConfigError
+from stamen.messages.multi_model import join_models, split_models
 from stamen.models import create_model
-from stamen.models.assignment import (
-    client_architectures,
-    join_models,
-    parse_client_models,
-    split_models,
-)
+from stamen.models.assignment import client_architectures, parse_client_models
 
 
 def test_parse_and_assign_contiguous_blocks_that_add_up():

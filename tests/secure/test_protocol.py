@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stamen.algorithms.aggregation.krum import krum_scores, krum_select
 from stamen.secure.boolean import run_locally
 from stamen.secure.prg import expand
 from stamen.secure.protocol import deal_round, server_round
 from stamen.secure.ring import FRACTION_BITS, decode, encode
 from stamen.secure.sharing import share
-from stamen.strategies.aggregation.krum import krum_scores, krum_select
 
 BITS = 19
 

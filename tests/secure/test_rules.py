@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from stamen.algorithms.aggregation.pipeline import parse_pipeline
 from stamen.errors import ConfigError
 from stamen.secure.rules import distance_rule
-from stamen.strategies.aggregation.pipeline import parse_pipeline
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from stamen.algorithms.aggregation.krum import krum_scores, krum_select
 from stamen.secure.beaver import squared_distances
 from stamen.secure.ring import FRACTION_BITS, decode, encode, ring_matmul
-from stamen.strategies.aggregation.krum import krum_scores, krum_select
 
 
 def test_krum_on_ring_distances_selects_the_wrapping_client_the_check_stops_it(sketch_check):

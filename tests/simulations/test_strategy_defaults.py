@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stamen.simulations.config import Experiment
+from stamen.experiment import Experiment
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.results import RunRecorder
 from stamen.strategies import STRATEGIES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from flwr.app import ArrayRecord, Message, RecordDict
 
-from stamen.clients.local_data import dataset_of
+from stamen.federation import dataset_of
 from stamen.models import create_model
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.results import RunRecorder

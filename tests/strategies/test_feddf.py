@@ -7,16 +7,16 @@ import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+from stamen.algorithms.distill_data import ServerData, server_data
+from stamen.algorithms.distillation import DistillSettings
 from stamen.clients.client_app import app as client_app
-from stamen.clients.local_data import dataset_of, server_holdout, train_partitions
 from stamen.errors import ConfigError
+from stamen.experiment import Experiment
+from stamen.federation import dataset_of, server_holdout, train_partitions
 from stamen.models import create_model
-from stamen.simulations.config import Experiment
 from stamen.simulations.inline_engine import InlineGrid, run_inline
 from stamen.simulations.ray_engine import run_ray
 from stamen.simulations.results import RunRecorder, read_metrics
-from stamen.strategies.distill_data import ServerData, server_data
-from stamen.strategies.distillation import DistillSettings
 from stamen.strategies.feddf import FedDFStrategy, distill_settings
 
 SHAPE, CLASSES = (5,), 3

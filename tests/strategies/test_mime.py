@@ -8,18 +8,20 @@ import torch
 import torch.nn.functional as F
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+from stamen.algorithms.mime.base_optimizers import SGDMomentum
 from stamen.clients.client_app import app as client_app
-from stamen.clients.local_data import dataset_of, train_partitions
 from stamen.clients.mime_training import full_batch_gradient, mime_steps, mime_train
 from stamen.clients.training import TrainSettings
 from stamen.errors import ConfigError
+from stamen.experiment import Experiment
+from stamen.federation import dataset_of, train_partitions
+from stamen.messages.arrays import tensors_record
+from stamen.messages.keys import GRADIENT_KEY
 from stamen.models import create_model
-from stamen.simulations.config import Experiment
 from stamen.simulations.inline_engine import InlineGrid, run_inline
 from stamen.simulations.ray_engine import run_ray
 from stamen.simulations.results import RunRecorder
-from stamen.strategies.base_optimizers import SGDMomentum
-from stamen.strategies.mime import GRADIENT_KEY, MimeState, MimeStrategy, to_record
+from stamen.strategies.mime import MimeState, MimeStrategy
 
 
 def quadratic_round(x, m, lite, centres=(1.0, -3.0), beta=0.5, lr=0.1, steps=2):
@@ -122,7 +124,7 @@ def reply(node_id, w, gradient=None, examples=10):
         }
     )
     if gradient is not None:
-        content[GRADIENT_KEY] = to_record({GRADIENT_KEY: torch.tensor(gradient)})
+        content[GRADIENT_KEY] = tensors_record({GRADIENT_KEY: torch.tensor(gradient)})
     return Message(content, reply_to=request)
 
 

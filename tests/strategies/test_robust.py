@@ -8,13 +8,14 @@ import pytest
 import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
+from stamen.algorithms.aggregation import parse_pipeline
 from stamen.attacks import ALIE, IPM, Mimic
 from stamen.clients.client_app import app as client_app
 from stamen.errors import RoundSkipped
+from stamen.messages.arrays import ArrayLayout
+from stamen.messages.replies import stack_updates
 from stamen.simulations.inline_engine import InlineGrid, run_inline
 from stamen.simulations.results import RunRecorder
-from stamen.strategies.aggregation import parse_pipeline
-from stamen.strategies.flat_updates import ArrayLayout, stack_updates
 from stamen.strategies.robust import RobustState, RobustStrategy, SimulatedAttack
 
 GLOBAL = ArrayRecord(

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from stamen.errors import ConfigError, RoundSkipped
+from stamen.experiment import Experiment
 from stamen.secure.certificates import make_certificates
-from stamen.simulations.config import Experiment
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.ray_engine import run_ray
 from stamen.simulations.results import RunRecorder, read_metrics
@@ -114,8 +114,8 @@ def shared_round(tmp_path, rule, updates, bits=19, crashed=0):
     from stamen.clients.client_app import app as client_app
     from stamen.clients.secure_update import SECURE_RECORD, shared_update
     from stamen.secure.backend import SecureBackend
-    from stamen.secure.services import spawn
     from stamen.simulations.inline_engine import InlineGrid
+    from stamen.simulations.secure_services import spawn
     from stamen.strategies.robust import RobustState
     from stamen.strategies.secure import SecureStrategy
 

@@ -1,0 +1,40 @@
+"""Record keys, config keys and Flower actions that the strategies and the ClientApp share.
+
+A Flower message's type is ``"<category>.<action>"``: ``train`` messages of Mime and
+MimeLite are ``"train.mime"``, routed by Flower to the ClientApp's ``@app.train("mime")``
+step; Mime's gradient phase is ``"query.gradient"``. Everything else uses the default
+actions, so Flower's own strategies and ClientApps interoperate.
+"""
+
+from __future__ import annotations
+
+from flwr.app import MessageType
+
+# Flower's standard record names, as its own strategies use them.
+ARRAYS, CONFIG, METRICS = "arrays", "config", "metrics"
+NUM_EXAMPLES = "num-examples"
+
+# Config keys the server sends with every train message.
+SERVER_ROUND = "server-round"
+MODEL = "model"  # the architecture of the arrays (FedDF's mixed client models)
+
+# Query: which data partition a node holds.
+PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"
+
+# Mime and MimeLite (strategies/mime.py, clients/client_app.py).
+MIME_ACTION = "mime"
+MIME_TRAIN = f"{MessageType.TRAIN}.{MIME_ACTION}"
+GRADIENT_ACTION = "gradient"
+GRADIENT_PHASE = f"{MessageType.QUERY}.{GRADIENT_ACTION}"
+STATE_KEY, CONTROL_KEY, GRADIENT_KEY = "optimizer-state", "control-variate", "gradient"
+BASE_OPTIMIZER, GRADIENT_BATCHES = "base-optimizer", "gradient-batches"
+
+# Secure two-server aggregation (strategies/secure.py, clients/secure_update.py).
+SECURE_RECORD = "secure"  # the reply's shares
+ORACLE_RECORD = "simulation-update"  # simulation with an omniscient attack only
+SECURE_KEY = "secure-key"
+SECURE_KEY_CERTIFICATE, SECURE_KEY_SIGNATURE = "secure-key-certificate", "secure-key-signature"
+SECURE_CONTEXT, SECURE_CLIP, SECURE_NOISE = "secure-context", "secure-clip", "secure-noise"
+SECURE_ORACLE = "secure-oracle"
+SECURE_ACTION = "secure"
+SECURE_TRAIN = f"{MessageType.TRAIN}.{SECURE_ACTION}"

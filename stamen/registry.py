@@ -3,7 +3,9 @@
 One dict per kind with ``register`` and ``get``; unknown names fail with the list of known
 ones (as opacus does). Third-party plugins are discovered through the entry-point group
 ``stamen.<kind>`` the first time a name is not found. ``create("name(key=value, ...)")``
-builds an item from a spec string with literal keyword arguments.
+builds an item from a spec string with literal keyword arguments. ``split_spec`` and
+``split_arguments`` are the one parser of such strings, also for aggregation pipelines and
+data-set specs, whose callers read the values their own way.
 """
 
 from __future__ import annotations
@@ -88,23 +90,59 @@ class Registry(Generic[T]):
                 self._items[entry.name] = entry.load()
 
 
-def parse_spec(spec: str, kind: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name(key=value, ...)"`` into the name and its keyword arguments (literals)."""
+def split_spec(spec: object) -> tuple[str, str] | None:
+    """``"name(body)"`` -> ``("name", "body")``, ``"name"`` -> ``("name", "")``; None for any
+    other text (the callers word the error)."""
     match = _SPEC.match(spec) if isinstance(spec, str) else None
-    if match is None:
+    return None if match is None else (match.group(1), match.group(2) or "")
+
+
+def split_arguments(body: str, context: str) -> list[tuple[str, str]]:
+    """The items of ``"key=value, ..."`` as (key, value text) pairs in order, split at the commas
+    outside brackets and quotes; empty items are skipped. Any other item: ConfigError
+    ``"{context}: argument ... must be written key=value"``."""
+    pieces, start, depth, quote, escaped = [], 0, 0, "", False
+    for index, char in enumerate(body):
+        if escaped:
+            escaped = False
+        elif quote:
+            escaped = char == "\\"
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            pieces.append(body[start:index])
+            start = index + 1
+    pieces.append(body[start:])
+    pairs: list[tuple[str, str]] = []
+    for item in filter(None, (piece.strip() for piece in pieces)):
+        key, equals, value = (part.strip() for part in item.partition("="))
+        if not (equals and key.isidentifier() and value):
+            raise ConfigError(f"{context}: argument {item!r} must be written key=value")
+        pairs.append((key, value))
+    return pairs
+
+
+def parse_spec(spec: str, kind: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name(key=value, ...)"`` into the name and its keyword arguments (literals; a
+    repeated key keeps its last value)."""
+    parts = split_spec(spec)
+    if parts is None:
         raise ConfigError(f"bad {kind} spec {spec!r}: expected a name or name(key=value, ...)")
-    name, arguments = match.group(1), match.group(2)
-    if not arguments or not arguments.strip():
-        return name, {}
-    try:
-        call = ast.parse(f"_({arguments})", mode="eval").body
-        if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
-            raise ValueError
-        return name, {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-    except (SyntaxError, ValueError):
-        raise ConfigError(
-            f"bad {kind} spec {spec!r}: arguments must be key=value with literal values"
-        ) from None
+    name, body = parts
+    arguments: dict[str, Any] = {}
+    for key, text in split_arguments(body, f"bad {kind} spec {spec!r}"):
+        try:
+            arguments[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ConfigError(
+                f"bad {kind} spec {spec!r}: {key}={text} must be a literal value"
+            ) from None
+    return name, arguments
 
 
 def _parameters(factory: Callable[..., Any]) -> dict[str, bool]:

@@ -6,7 +6,7 @@ from stamen.attacks.alie import ALIE, alie_z
 from stamen.attacks.base import CLIENT, OMNISCIENT, ClientAttack, OmniscientAttack
 from stamen.attacks.client_attacks import GaussianNoise, LabelFlip, Scaled, SignFlip, Zero
 from stamen.attacks.ipm import IPM
-from stamen.attacks.krum_attack import KrumAttack, krum_scores
+from stamen.attacks.krum_attack import KrumAttack
 from stamen.attacks.mimic import Mimic, MimicState
 from stamen.attacks.min_max import MinMax, MinSum, perturbation
 from stamen.attacks.registry import ATTACKS, create_attack
@@ -33,6 +33,5 @@ __all__ = [
     "alie_z",
     "byzantine_clients",
     "create_attack",
-    "krum_scores",
     "perturbation",
 ]

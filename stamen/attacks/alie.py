@@ -21,15 +21,14 @@ the reference implementations; it needs at least two honest updates.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from stamen.attacks.base import OmniscientAttack, check_round, require
+from stamen.attacks.base import OmniscientAttack, require
 
 
 def alie_z(num_clients: int, num_byzantine: int) -> float:
@@ -55,23 +54,15 @@ class ALIE(OmniscientAttack):
 
     z: float | None = None
 
+    min_honest: ClassVar[int] = 2
+
     def __post_init__(self) -> None:
         require(
             self.z is None or (isinstance(self.z, (int, float)) and not isinstance(self.z, bool)),
             f"alie: z must be a number or None, got {self.z!r}",
         )
 
-    def craft(
-        self,
-        honest: Tensor,
-        num_byzantine: int,
-        generator: torch.Generator,
-        state: Any = None,
-        clients: Sequence[int] | None = None,
-    ) -> tuple[Tensor, Any]:
-        check_round(honest, num_byzantine, min_honest=2)
-        if num_byzantine == 0:
-            return honest.new_empty((0, honest.shape[1])), state
+    def crafted(self, honest: Tensor, num_byzantine: int) -> Tensor:
         z = self.z if self.z is not None else alie_z(honest.shape[0] + num_byzantine, num_byzantine)
         std, mean = torch.std_mean(honest, dim=0)
-        return (mean + z * std).expand(num_byzantine, -1).clone(), state
+        return mean + z * std

@@ -41,9 +41,15 @@ class ClientAttack:
 
 
 class OmniscientAttack:
-    """Colluding Byzantine clients that know the honest updates (simulation only)."""
+    """Colluding Byzantine clients that know the honest updates (simulation only).
+
+    By default all of them send one vector, :meth:`crafted`; attacks that keep a state or send
+    different vectors override :meth:`craft` instead.
+    """
 
     kind: ClassVar[str] = OMNISCIENT
+    # the fewest honest updates :meth:`crafted` needs
+    min_honest: ClassVar[int] = 1
 
     def init_state(self) -> Any:
         """The attack's state before the first round (``None`` for stateless attacks)."""
@@ -77,6 +83,13 @@ class OmniscientAttack:
         -------
         (Tensor, shape (f, d), object)
         """
+        check_round(honest, num_byzantine, self.min_honest)
+        if num_byzantine == 0:
+            return honest.new_empty((0, honest.shape[1])), state
+        return self.crafted(honest, num_byzantine).expand(num_byzantine, -1).clone(), state
+
+    def crafted(self, honest: Tensor, num_byzantine: int) -> Tensor:
+        """The update (``Tensor, shape (d,)``, dtype of ``honest``) every Byzantine client sends."""
         raise NotImplementedError
 
 

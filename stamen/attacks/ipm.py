@@ -7,14 +7,11 @@ breaks rules such as Krum. The bucketing paper uses ``epsilon = 0.1``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import torch
 from torch import Tensor
 
-from stamen.attacks.base import OmniscientAttack, check_round, require
+from stamen.attacks.base import OmniscientAttack, require
 
 
 @dataclass(frozen=True)
@@ -29,14 +26,5 @@ class IPM(OmniscientAttack):
             f"ipm: epsilon must be a number, got {self.epsilon!r}",
         )
 
-    def craft(
-        self,
-        honest: Tensor,
-        num_byzantine: int,
-        generator: torch.Generator,
-        state: Any = None,
-        clients: Sequence[int] | None = None,
-    ) -> tuple[Tensor, Any]:
-        check_round(honest, num_byzantine)
-        crafted = -self.epsilon * honest.mean(dim=0)
-        return crafted.expand(num_byzantine, -1).clone(), state
+    def crafted(self, honest: Tensor, num_byzantine: int) -> Tensor:
+        return -self.epsilon * honest.mean(dim=0)

@@ -28,14 +28,14 @@ and ``gamma`` as large as the attack's constraint allows:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from stamen.attacks.base import OmniscientAttack, check_round, require
+from stamen.algorithms.aggregation.primitives import squared_distances
+from stamen.attacks.base import OmniscientAttack, require
 
 PERTURBATIONS = ("unit", "std", "sign")
 _HALVINGS = 60
@@ -53,12 +53,6 @@ def perturbation(honest: Tensor, kind: str) -> Tensor:
     if kind == "sign":
         return -torch.sign(mean)
     raise ValueError(f"unknown perturbation {kind!r}: expected one of {', '.join(PERTURBATIONS)}")
-
-
-def pairwise_sq_distances(x: Tensor) -> Tensor:
-    """``|x_i - x_j|^2`` for all rows, from one Gram matrix (``Tensor, shape (k, k)``)."""
-    sq = (x * x).sum(dim=1)
-    return (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
 
 
 def largest_feasible_gamma(distances, threshold: float, gamma_init: float) -> float:
@@ -85,6 +79,7 @@ class _DistanceBounded(OmniscientAttack):
     gamma_init: float = 10.0
 
     name: ClassVar[str] = ""
+    min_honest: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
         require(
@@ -103,22 +98,14 @@ class _DistanceBounded(OmniscientAttack):
     def _threshold(self, pairwise: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def craft(
-        self,
-        honest: Tensor,
-        num_byzantine: int,
-        generator: torch.Generator,
-        state: Any = None,
-        clients: Sequence[int] | None = None,
-    ) -> tuple[Tensor, Any]:
-        check_round(honest, num_byzantine, min_honest=2)
+    def crafted(self, honest: Tensor, num_byzantine: int) -> Tensor:
         x = honest.double()
         mean = x.mean(dim=0)
         p = perturbation(x, self.perturbation)
         # |mean + g p - x_i|^2 = a_i + g b_i + g^2 c
         diff = mean - x
         a, b, c = (diff * diff).sum(dim=1), 2.0 * (diff @ p), (p * p).sum()
-        threshold = float(self._threshold(pairwise_sq_distances(x)))
+        threshold = float(self._threshold(squared_distances(x)))
         gamma = 0.0
         if c > 0:
             gamma = largest_feasible_gamma(
@@ -126,8 +113,7 @@ class _DistanceBounded(OmniscientAttack):
                 threshold,
                 float(self.gamma_init),
             )
-        crafted = (mean + gamma * p).to(honest.dtype)
-        return crafted.expand(num_byzantine, -1).clone(), state
+        return (mean + gamma * p).to(honest.dtype)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 
 from stamen.datasets.base import FederatedDataset
 from stamen.errors import ConfigError
-from stamen.registry import Registry
-
-_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_\-]+)(?:\((?P<options>[^()]*)\))?$")
+from stamen.registry import Registry, split_arguments, split_spec
 
 
 @dataclass(frozen=True)
@@ -56,24 +54,22 @@ def parse_spec(spec: str) -> tuple[str, str]:
         if not rest:
             raise ConfigError(f"dataset spec {spec!r} names no {prefix} source after the colon")
         return prefix + ":", rest
-    match = _SPEC.match(spec)
-    if match is None:
+    parts = split_spec(spec)
+    if parts is None:
         raise ConfigError(
             f"bad dataset spec {spec!r}: expected a name, name(key=value,...) or one of "
             "hf:<name>, npz:<path>, idx:<folder>"
         )
-    return match["name"], match["options"] or ""
+    return parts
 
 
 def parse_options(options: str, allowed: dict[str, type]) -> dict[str, object]:
     """Parse ``"a=1,b=0.5"`` into typed values; keys must be in ``allowed``."""
+    keys = ", ".join(allowed)
     parsed: dict[str, object] = {}
-    for item in filter(None, (part.strip() for part in options.split(","))):
-        key, eq, value = (s.strip() for s in item.partition("="))
-        if not eq or key not in allowed:
-            raise ConfigError(
-                f"bad option {item!r}: expected key=value with key one of {', '.join(allowed)}"
-            )
+    for key, value in split_arguments(options, f"bad options {options!r} (keys: {keys})"):
+        if key not in allowed:
+            raise ConfigError(f"bad option {key!r}: expected key=value with key one of {keys}")
         try:
             parsed[key] = allowed[key](value)
         except ValueError:

@@ -1,6 +1,7 @@
 import torch
 
-from stamen.attacks import KrumAttack, krum_scores
+from stamen.algorithms.aggregation import Krum, krum_scores
+from stamen.attacks import KrumAttack
 
 
 def gen(seed=0):
@@ -34,6 +35,13 @@ def test_krum_selects_a_byzantine_update():
     assert lam > 0
     torch.testing.assert_close(out[0], -lam * torch.sign(honest.mean(0)))
     assert torch.equal(out[0], out[3])
+
+
+def test_the_krum_rule_picks_the_crafted_update():
+    honest = torch.randn(16, 20, generator=gen(2)) + 0.5
+    out, _ = KrumAttack().craft(honest, 4, gen())
+    chosen, _ = Krum(f=4).aggregate(torch.cat([honest, out]))
+    assert torch.equal(chosen, out[0])
 
 
 def test_lambda_upper_bound_hand_case():

@@ -3,8 +3,19 @@ import math
 import pytest
 import torch
 
-from stamen.attacks import ALIE, IPM, Mimic, MimicState, MinMax, MinSum, OmniscientAttack, alie_z
-from stamen.attacks.min_max import pairwise_sq_distances, perturbation
+from stamen.algorithms.aggregation.primitives import squared_distances
+from stamen.attacks import (
+    ALIE,
+    IPM,
+    KrumAttack,
+    Mimic,
+    MimicState,
+    MinMax,
+    MinSum,
+    OmniscientAttack,
+    alie_z,
+)
+from stamen.attacks.min_max import perturbation
 from stamen.errors import ConfigError
 
 
@@ -107,7 +118,7 @@ def test_mimic_picks_the_extreme_along_the_variance_direction():
 def test_min_max_meets_its_bound_near_the_boundary(kind):
     honest = honest_updates()
     out, _ = MinMax(perturbation=kind).craft(honest, 3, gen())
-    bound = pairwise_sq_distances(honest.double()).max()
+    bound = squared_distances(honest.double()).max()
     worst = ((out[0].double() - honest.double()) ** 2).sum(1).max()
     assert worst <= bound * (1 + 1e-6)
     assert worst >= bound * (1 - 1e-3)
@@ -121,7 +132,7 @@ def test_min_max_meets_its_bound_near_the_boundary(kind):
 def test_min_sum_meets_the_authors_bound_the_smallest_honest_score():
     honest = honest_updates()
     out, _ = MinSum(perturbation="std").craft(honest, 2, gen())
-    bound = pairwise_sq_distances(honest.double()).sum(1).min()
+    bound = squared_distances(honest.double()).sum(1).min()
     total = ((out[0].double() - honest.double()) ** 2).sum()
     assert bound * (1 - 1e-3) <= total <= bound * (1 + 1e-6)
 
@@ -129,7 +140,7 @@ def test_min_sum_meets_the_authors_bound_the_smallest_honest_score():
 def test_min_sum_with_the_max_threshold_goes_farther():
     honest = honest_updates()
     out, _ = MinSum(perturbation="std", threshold="max").craft(honest, 2, gen())
-    bound = pairwise_sq_distances(honest.double()).sum(1).max()
+    bound = squared_distances(honest.double()).sum(1).max()
     total = ((out[0].double() - honest.double()) ** 2).sum()
     assert bound * (1 - 1e-3) <= total <= bound * (1 + 1e-6)
     with pytest.raises(ConfigError, match="min, max"):
@@ -191,6 +202,13 @@ def test_conformance_shape_no_mutation_determinism(attack: OmniscientAttack):
     assert torch.equal(honest, copy)
     assert torch.equal(out1, out2)
     assert attack.kind == "omniscient"
+
+
+@pytest.mark.parametrize("attack", [ALIE(), IPM(), KrumAttack(), MinMax(), MinSum()])
+def test_no_byzantine_clients_get_no_rows(attack: OmniscientAttack):
+    honest = honest_updates(h=6, d=5)
+    out, state = attack.craft(honest, 0, gen(), attack.init_state())
+    assert out.shape == (0, 5) and out.dtype == honest.dtype and state is None
 
 
 def test_bad_honest_shape():

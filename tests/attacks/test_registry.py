@@ -67,6 +67,14 @@ def test_unknown_argument_names_the_allowed_ones():
         create_attack("scaled")
 
 
+def test_arguments_split_at_top_level_commas_only():
+    spec = "x(a=(1, 2), b='c,d)', c={'e': [3, 4]}, d='it\\'s, ok',)"
+    assert parse_spec(spec, "thing") == (
+        "x",
+        {"a": (1, 2), "b": "c,d)", "c": {"e": [3, 4]}, "d": "it's, ok"},
+    )
+
+
 @pytest.mark.parametrize(
     "spec", ["ipm(0.5)", "ipm(epsilon=foo)", "ipm(epsilon=", "1abc", "ipm(**k)"]
 )

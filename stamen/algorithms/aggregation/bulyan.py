@@ -24,11 +24,7 @@ from stamen.algorithms.aggregation.base import (
 )
 from stamen.algorithms.aggregation.coordinatewise import median_of_sorted
 from stamen.algorithms.aggregation.krum import krum_scores
-from stamen.algorithms.aggregation.primitives import (
-    gram_matrix,
-    pairwise_squared_distances,
-    sorted_columns,
-)
+from stamen.algorithms.aggregation.primitives import sorted_columns, squared_distances
 
 
 def iterated_krum(distances: Tensor, f: int, count: int) -> list[int]:
@@ -65,7 +61,7 @@ class Bulyan:
         self.check(n)
         theta = n - 2 * self.f
         beta = theta - 2 * self.f
-        distances = pairwise_squared_distances(gram_matrix(updates))
+        distances = squared_distances(updates)
         chosen = torch.tensor(iterated_krum(distances, self.f, theta), device=updates.device)
         ordered = sorted_columns(updates.index_select(0, chosen)).to(updates.device)
         return mean_of_closest(ordered, median_of_sorted(ordered), beta), None

@@ -4,7 +4,7 @@ Each input's score is the sum of its squared Euclidean distances to its ``n - f 
 other inputs (at least 1, as flwr's ``select_multikrum`` / ``aggregate_krum``); Krum returns
 the input with the lowest score, Multi-Krum the mean of the ``m`` lowest-scoring inputs.
 Ties go to the lower index (a stable sort). Distances come from one Gram matrix, centred when the
-inputs share a large offset so that they hold in float32 (``primitives.gram_matrix``).
+inputs share a large offset so that they hold in float32 (``primitives.squared_distances``).
 
 ``krum(f, power=4)`` sums FOURTH powers of the distances instead: that is what the bucketing
 paper's code computes (its ``pairwise_euclidean_distances`` returns squared distances and
@@ -25,11 +25,7 @@ from stamen.algorithms.aggregation.base import (
     require,
     require_count,
 )
-from stamen.algorithms.aggregation.primitives import (
-    combine_rows,
-    gram_matrix,
-    pairwise_squared_distances,
-)
+from stamen.algorithms.aggregation.primitives import combine_rows, squared_distances
 
 
 def krum_scores(distances: Tensor, f: int, power: float = 2) -> Tensor:
@@ -49,7 +45,7 @@ def krum_scores(distances: Tensor, f: int, power: float = 2) -> Tensor:
 
 def krum_select(updates: Tensor, f: int, m: int, power: float = 2) -> Tensor:
     """Indices of the ``m`` best-scored rows of ``updates`` (n, d), best first."""
-    scores = krum_scores(pairwise_squared_distances(gram_matrix(updates)), f, power)
+    scores = krum_scores(squared_distances(updates), f, power)
     return torch.sort(scores, stable=True).indices[:m]
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +29,8 @@ from stamen.algorithms.aggregation.base import (
     RandomGenerator,
 )
 from stamen.errors import ConfigError
+from stamen.registry import split_arguments, split_spec
 
-_STAGE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)\s*(?:\((.*)\))?$", re.DOTALL)
-_ARGUMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)$", re.DOTALL)
 _BYZANTINE_ARGUMENTS = ("f", "b")
 
 
@@ -62,18 +60,14 @@ class Pipeline:
 
 
 def _parse_stage(text: str) -> tuple[str, dict[str, Any]]:
-    match = _STAGE.match(text.strip())
-    if not match:
+    parts = split_spec(text)
+    if parts is None:
         raise ConfigError(
             f"cannot parse aggregation stage {text.strip()!r}: write name(key=value, ...)"
         )
-    name, body = match.group(1), match.group(2)
+    name, body = parts
     arguments: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in (body or "").split(","))):
-        pair = _ARGUMENT.match(item)
-        if not pair:
-            raise ConfigError(f"{name}: argument {item!r} must be written key=value")
-        key, raw = pair.group(1), pair.group(2).strip()
+    for key, raw in split_arguments(body, name):
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

@@ -147,6 +147,12 @@ def pairwise_squared_distances(gram: Tensor) -> Tensor:
     return (norms[:, None] + norms[None, :] - 2.0 * gram).clamp_min(0.0)
 
 
+def squared_distances(updates: Tensor) -> Tensor:
+    """Squared Euclidean distances (n, n), float64, between the rows of ``updates`` (n, d), from
+    ``gram_matrix`` (centred when the rows share a large offset)."""
+    return pairwise_squared_distances(gram_matrix(updates))
+
+
 def squared_distances_to(gram: Tensor, coefficients: Tensor) -> Tensor:
     """``||p_i - v||^2``, shape (rows,), for every row ``p_i`` of a Gram matrix (rows, rows) and
     ``v = sum_k coefficients[k] p_k``; the coefficients must sum to 1, so centring cancels."""

@@ -1,6 +1,12 @@
 """Byzantine attacks: client-side ones (run in the ClientApp) and omniscient colluding ones
 (server-side simulation only), a registry of both, and the seeded choice of Byzantine clients.
+
+Every module of this package is imported here, so an attack registers itself by being a
+file in it.
 """
+
+import importlib
+import pkgutil
 
 from stamen.attacks.alie import ALIE, alie_z
 from stamen.attacks.base import CLIENT, OMNISCIENT, ClientAttack, OmniscientAttack
@@ -11,6 +17,9 @@ from stamen.attacks.mimic import Mimic, MimicState
 from stamen.attacks.min_max import MinMax, MinSum, perturbation
 from stamen.attacks.registry import ATTACKS, create_attack
 from stamen.attacks.selection import byzantine_clients
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "ALIE",

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from stamen.attacks.base import OmniscientAttack, require
+from stamen.attacks.registry import ATTACKS
 
 
 def alie_z(num_clients: int, num_byzantine: int) -> float:
@@ -41,6 +42,7 @@ def alie_z(num_clients: int, num_byzantine: int) -> float:
     return NormalDist().inv_cdf((num_clients - s) / num_clients)
 
 
+@ATTACKS.register("alie")
 @dataclass(frozen=True)
 class ALIE(OmniscientAttack):
     """Send ``mean + z * std`` of the honest updates: the authors' ``mu - z sigma`` of

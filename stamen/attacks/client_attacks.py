@@ -19,8 +19,10 @@ import torch
 from torch import Tensor
 
 from stamen.attacks.base import ClientAttack, require
+from stamen.attacks.registry import ATTACKS
 
 
+@ATTACKS.register("label-flip")
 @dataclass(frozen=True)
 class LabelFlip(ClientAttack):
     """Train on flipped labels ``y -> num_classes - 1 - y``."""
@@ -31,6 +33,7 @@ class LabelFlip(ClientAttack):
         return (num_classes - 1) - y
 
 
+@ATTACKS.register("sign-flip")
 @dataclass(frozen=True)
 class SignFlip(ClientAttack):
     """Send ``-update`` (a.k.a. bit flipping)."""
@@ -39,6 +42,7 @@ class SignFlip(ClientAttack):
         return -update
 
 
+@ATTACKS.register("gaussian")
 @dataclass(frozen=True)
 class GaussianNoise(ClientAttack):
     """Send ``N(0, std^2 I)`` noise instead of the update, or ``update + noise`` if ``add``."""
@@ -64,6 +68,7 @@ class GaussianNoise(ClientAttack):
         return update + noise if self.add else noise
 
 
+@ATTACKS.register("zero")
 @dataclass(frozen=True)
 class Zero(ClientAttack):
     """Send the zero vector."""
@@ -72,6 +77,7 @@ class Zero(ClientAttack):
         return torch.zeros_like(update)
 
 
+@ATTACKS.register("scaled")
 @dataclass(frozen=True)
 class Scaled(ClientAttack):
     """Send ``factor * update``."""

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from stamen.attacks.base import OmniscientAttack, require
+from stamen.attacks.registry import ATTACKS
 
 
+@ATTACKS.register("ipm")
 @dataclass(frozen=True)
 class IPM(OmniscientAttack):
     """Send ``-epsilon`` times the mean of the honest updates (simulation only)."""

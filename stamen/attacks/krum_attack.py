@@ -29,8 +29,10 @@ from torch import Tensor
 from stamen.algorithms.aggregation.krum import krum_scores
 from stamen.algorithms.aggregation.primitives import squared_distances
 from stamen.attacks.base import OmniscientAttack, require
+from stamen.attacks.registry import ATTACKS
 
 
+@ATTACKS.register("krum-attack")
 @dataclass(frozen=True)
 class KrumAttack(OmniscientAttack):
     """Fang et al.'s attack on Krum: all ``f`` send ``-lambda * sign(mean)`` (simulation only)."""

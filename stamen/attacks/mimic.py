@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from stamen.attacks.base import OmniscientAttack, check_round, require
+from stamen.attacks.registry import ATTACKS
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def _power_step(honest: Tensor, mu: Tensor, z: Tensor) -> Tensor:
     return (centred @ z) @ centred
 
 
+@ATTACKS.register("mimic")
 @dataclass(frozen=True)
 class Mimic(OmniscientAttack):
     """Copy one honest update, chosen after ``warmup`` rounds (simulation only).

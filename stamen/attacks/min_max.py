@@ -36,6 +36,7 @@ from torch import Tensor
 
 from stamen.algorithms.aggregation.primitives import squared_distances
 from stamen.attacks.base import OmniscientAttack, require
+from stamen.attacks.registry import ATTACKS
 
 PERTURBATIONS = ("unit", "std", "sign")
 _HALVINGS = 60
@@ -116,6 +117,7 @@ class _DistanceBounded(OmniscientAttack):
         return (mean + gamma * p).to(honest.dtype)
 
 
+@ATTACKS.register("min-max")
 @dataclass(frozen=True)
 class MinMax(_DistanceBounded):
     """``mean + gamma p`` no farther from any honest update than the honest diameter."""
@@ -132,6 +134,7 @@ class MinMax(_DistanceBounded):
 THRESHOLDS = ("min", "max")
 
 
+@ATTACKS.register("min-sum")
 @dataclass(frozen=True)
 class MinSum(_DistanceBounded):
     """``mean + gamma p`` whose summed squared distance to the honest updates stays below the

@@ -95,7 +95,7 @@ class InlineGrid(Grid):
         """Run the ClientApp on each message now; replies wait for ``pull_messages``."""
         messages = list(messages)
         for message in messages:
-            message.metadata.__dict__["_message_id"] = uuid4().hex
+            _set_message_id(message)
         together = self._train_together(messages) if self.batch_clients else {}
         for message in messages:
             reply = together.get(message.metadata.message_id) or self._deliver(message)
@@ -142,9 +142,15 @@ class InlineGrid(Grid):
 
 
 def _stamped(reply: Message) -> Message:
-    reply.metadata.__dict__["_message_id"] = uuid4().hex
-    reply.metadata.__dict__["_delivered_at"] = str(time.time())
+    _set_message_id(reply)
+    reply.metadata.delivered_at = str(time.time())
     return reply
+
+
+def _set_message_id(message: Message) -> None:
+    """Give ``message`` a fresh id. Metadata has no public setter for it; this is how flwr's
+    own ``InMemoryGrid`` (flwr/superlink/grid/inmemory_grid.py) sets it."""
+    message.metadata.__dict__["_message_id"] = uuid4().hex
 
 
 def load_client_app(component: str) -> ClientApp:

@@ -137,3 +137,19 @@ def test_plugin_without_kind_is_rejected(monkeypatch):
     monkeypatch.setattr(ATTACKS, "_plugins_loaded", False)
     with pytest.raises(ConfigError, match="kind"):
         create_attack("kindless")
+
+
+def test_every_attack_class_of_the_package_is_registered_by_its_own_module():
+    """Importing ``stamen.attacks`` imports every module in it: an attack registers itself
+    by being a file there, with no table elsewhere to edit."""
+    import stamen.attacks as package
+    from stamen.attacks.base import ClientAttack, OmniscientAttack
+
+    def leaves(cls):
+        for sub in cls.__subclasses__():
+            yield from leaves(sub) if sub.__subclasses__() else [sub]
+
+    attacks = {c for base in (ClientAttack, OmniscientAttack) for c in leaves(base)}
+    ours = {c for c in attacks if c.__module__.startswith(package.__name__ + ".")}
+    registered = {package.ATTACKS.get(name) for name in package.ATTACKS.names()}
+    assert ours and ours <= registered

@@ -83,3 +83,24 @@ def test_runs_in_one_process_train_together_with_their_results_alone(
             torch.testing.assert_close(together[key], model[key], atol=1e-5, rtol=1e-4)
         found = pd.read_csv(out / "metrics.csv")
         assert (found.value - metrics.value).abs().max() < 1e-4
+
+
+def test_an_action_without_a_batched_step_runs_one_by_one(tiny_experiment, tmp_path, caplog):
+    """Mime's train messages (action ``train.mime``) are never batched as plain SGD: the
+    batched run equals the one-by-one run exactly, and the engine says why once."""
+    experiment = tiny_experiment.replace(strategy="mimelite", local_steps=2, num_server_rounds=2)
+    alone, _ = run(experiment.replace(batch_clients="off"), tmp_path / "off")
+    with caplog.at_level(logging.WARNING, logger="flwr"):
+        fallback, _ = run(experiment.replace(batch_clients="on"), tmp_path / "on")
+    assert caplog.text.count("train.mime has no batched step") == 1
+    assert all(torch.equal(fallback[key], alone[key]) for key in alone)
+
+
+def test_secure_train_messages_are_batched_by_their_registered_step():
+    from flwr.app import MessageType
+
+    from stamen.clients.batched_round import BATCHED_STEPS
+    from stamen.messages.keys import MIME_TRAIN, SECURE_TRAIN
+
+    assert set(BATCHED_STEPS) == {MessageType.TRAIN, SECURE_TRAIN}
+    assert MIME_TRAIN not in BATCHED_STEPS

@@ -1,8 +1,11 @@
 """Robust aggregation: rules and pre-aggregators over stacked updates (n, d), composed by string.
 
-Importing this package registers every rule in ``AGGREGATORS`` and every pre-aggregator in
-``PRE_AGGREGATORS``.
+Importing this package imports every module in it, which registers every rule in
+``AGGREGATORS`` and every pre-aggregator in ``PRE_AGGREGATORS``: a new rule is one new file.
 """
+
+import importlib
+import pkgutil
 
 from stamen.algorithms.aggregation.base import (
     AGGREGATORS,
@@ -22,6 +25,9 @@ from stamen.algorithms.aggregation.geomed import GeometricMedian
 from stamen.algorithms.aggregation.krum import Krum, MultiKrum, krum_scores
 from stamen.algorithms.aggregation.pipeline import Pipeline, parse_pipeline
 from stamen.algorithms.aggregation.pre_aggregators import Bucketing, Resampling
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "AGGREGATORS",

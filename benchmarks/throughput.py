@@ -59,8 +59,9 @@ from stamen.attacks import byzantine_clients, create_attack
 from stamen.clients.training import TrainSettings, evaluate, minibatches
 from stamen.devices import resolve_device
 from stamen.experiment import Experiment
-from stamen.federation import client_rng, dataset_of, train_partitions
+from stamen.federation import dataset_of, train_partitions
 from stamen.models import create_model
+from stamen.seeding import client_rng
 from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.bench import Grid
 from stamen.simulations.results import Row

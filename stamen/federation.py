@@ -14,6 +14,7 @@ import numpy as np
 from stamen.attacks import byzantine_clients
 from stamen.datasets import FederatedDataset, load_dataset, partition
 from stamen.experiment import Experiment
+from stamen.seeding import RunStream, run_rng
 
 
 def dataset_of(experiment: Experiment) -> FederatedDataset:
@@ -36,7 +37,7 @@ def train_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.nd
         return tuple(pool[p] for p in _split(experiment, labels, groups, num_partitions))
     byzantine = set(byzantine_clients(num_partitions, experiment.num_byzantine, experiment.seed))
     honest = iter(_split(experiment, labels, groups, num_partitions - len(byzantine)))
-    rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0xB12]))
+    rng = run_rng(experiment.seed, RunStream.BYZANTINE_DATA)
     size = len(labels) // num_partitions
     return tuple(
         pool[
@@ -54,7 +55,7 @@ def server_holdout(experiment: Experiment) -> np.ndarray:
     them. FedDF takes its labeled validation and unlabeled distillation data from them."""
     size = len(dataset_of(experiment).train)
     count = round(experiment.server_holdout * size)
-    rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0x5E4]))
+    rng = run_rng(experiment.seed, RunStream.SERVER_HOLDOUT)
     return np.sort(rng.choice(size, count, replace=False))
 
 
@@ -73,16 +74,6 @@ def test_partitions(experiment: Experiment, num_partitions: int) -> tuple[np.nda
             for part in train_partitions(experiment, num_partitions)
         )
     return tuple(_split(experiment, data.test.y, data.test.groups, num_partitions))
-
-
-def client_rng(
-    seed: int, server_round: int, partition_id: int, stream: int = 0
-) -> np.random.Generator:
-    """The generator of one client in one round, independent of the engine and of order.
-
-    ``stream > 0`` gives an independent generator for another use in the same round."""
-    key = [seed, server_round, partition_id] + ([stream] if stream else [])
-    return np.random.default_rng(np.random.SeedSequence(key))
 
 
 def _split(

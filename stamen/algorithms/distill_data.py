@@ -25,6 +25,7 @@ from torch import Tensor
 
 from stamen.datasets import FederatedDataset, load_dataset
 from stamen.errors import ConfigError
+from stamen.seeding import RunStream, run_rng
 
 HOLDOUT, NOISE = "holdout", "noise"
 
@@ -49,7 +50,7 @@ def server_data(
             f"server-holdout keeps {len(holdout)} samples: too few for distill-validation = "
             f"{validation_size}" + (" and distill-data = holdout" if source == HOLDOUT else "")
         )
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xD15]))
+    rng = run_rng(seed, RunStream.DISTILL_DATA)
     shuffled = rng.permutation(holdout)
     validation = data.to_tensors(data.train, shuffled[:validation_size])
     if source == HOLDOUT:

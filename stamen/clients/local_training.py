@@ -28,7 +28,6 @@ from stamen.clients.training import TrainSettings, train
 from stamen.clients.updates import flat_delta, with_delta
 from stamen.datasets import FederatedDataset
 from stamen.experiment import Experiment
-from stamen.federation import client_rng
 from stamen.messages.arrays import state_record
 from stamen.messages.keys import (
     ARRAYS,
@@ -39,7 +38,7 @@ from stamen.messages.keys import (
     SECURE_NOISE,
     SERVER_ROUND,
 )
-from stamen.seeding import torch_seeded
+from stamen.seeding import client_rng, torch_seeded
 
 
 @dataclass

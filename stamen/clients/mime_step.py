@@ -21,7 +21,6 @@ from stamen.clients.node import experiment_of, load_global_model, node_data, nod
 from stamen.clients.training import TrainSettings
 from stamen.datasets import FederatedDataset
 from stamen.experiment import Experiment
-from stamen.federation import client_rng
 from stamen.messages.arrays import record_tensors, tensors_record
 from stamen.messages.keys import (
     ARRAYS,
@@ -35,7 +34,7 @@ from stamen.messages.keys import (
     SERVER_ROUND,
     STATE_KEY,
 )
-from stamen.seeding import torch_seeded
+from stamen.seeding import ClientStream, client_rng, torch_seeded
 
 
 def mime_train_reply(msg: Message, context: Context) -> Message:
@@ -105,7 +104,9 @@ class MimeTask:
     @contextlib.contextmanager
     def seeded_torch(self) -> Iterator[None]:
         """Torch's RNG (dropout) seeded from (seed, round, partition), restored after."""
-        seed = client_rng(self.experiment.seed, self.server_round, self.partition_id, 2)
+        seed = client_rng(
+            self.experiment.seed, self.server_round, self.partition_id, ClientStream.DROPOUT
+        )
         with torch_seeded(int(seed.integers(2**62)), self.device):
             yield
 
@@ -119,5 +120,10 @@ class MimeTask:
             chunk_size=self.experiment.eval_batch_size,
             max_batches=int(self.config.get(GRADIENT_BATCHES, 0)),
             batch_size=settings.batch_size,
-            rng=client_rng(self.experiment.seed, self.server_round, self.partition_id, 1),
+            rng=client_rng(
+                self.experiment.seed,
+                self.server_round,
+                self.partition_id,
+                ClientStream.GRADIENT_BATCHES,
+            ),
         )

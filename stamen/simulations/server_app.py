@@ -23,6 +23,7 @@ from stamen.experiment import Experiment
 from stamen.messages.multi_model import join_models, split_models
 from stamen.models import create_model
 from stamen.models.assignment import parse_client_models
+from stamen.seeding import RunStream, run_rng
 from stamen.simulations.checkpoint import (
     Checkpoint,
     CheckpointWriter,
@@ -149,7 +150,7 @@ def server_evaluation(
     }
     indices = np.arange(len(data.test))
     if 0 < experiment.eval_samples < len(indices):
-        rng = np.random.default_rng(np.random.SeedSequence([experiment.seed, 0xE7A1]))
+        rng = run_rng(experiment.seed, RunStream.EVAL_SUBSET)
         indices = np.sort(rng.choice(indices, experiment.eval_samples, replace=False))
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:

@@ -2,12 +2,12 @@
 
 flwr's strategies sample nodes with Python's global ``random``, which other code in the
 ServerApp's process may also draw from (it differs between engines). This wrapper seeds
-``random`` from ``(seed, round, phase)`` right before each sampling call, so the same nodes
-are sampled on every engine and whatever ran before; runs in threads of one process take
-turns (a lock) between seeding and sampling. The train messages go out in the
-grid's node order (by partition id on ``PartitionOrderedGrid``), not in ``random.sample``'s
-order, so that a client's reply has the same row in every round: stateful attacks such as
-mimic, whose target is a row chosen in the first round, and seeded bucketing rely on it.
+``random`` from the round's sampling stream (``stamen.seeding``) right before each sampling
+call, so the same nodes are sampled on every engine and whatever ran before; runs in
+threads of one process take turns (a lock) between seeding and sampling. The train messages
+go out in the grid's node order (by partition id on ``PartitionOrderedGrid``), not in
+``random.sample``'s order, so that a client's reply has the same row in every round: seeded
+bucketing relies on it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import random
 import threading
 from collections.abc import Iterable
 
-import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from stamen.seeding import ServerStream, server_seed
 from stamen.strategies.wrapper import StrategyWrapper
 
-TRAIN, EVALUATE = 0, 1
 _RANDOM_LOCK = threading.Lock()  # Python's ``random`` is one per process
 
 
@@ -38,7 +37,7 @@ class SeededSampling(StrategyWrapper):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         with _RANDOM_LOCK:
-            self._reseed(server_round, TRAIN)
+            self._reseed(server_round, ServerStream.SAMPLE_TRAIN)
             messages = list(self.strategy.configure_train(server_round, arrays, config, grid))
         rank = {node: i for i, node in enumerate(grid.get_node_ids())}
         return sorted(messages, key=lambda m: rank.get(m.metadata.dst_node_id, len(rank)))
@@ -47,9 +46,8 @@ class SeededSampling(StrategyWrapper):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         with _RANDOM_LOCK:
-            self._reseed(server_round, EVALUATE)
+            self._reseed(server_round, ServerStream.SAMPLE_EVALUATE)
             return list(self.strategy.configure_evaluate(server_round, arrays, config, grid))
 
-    def _reseed(self, server_round: int, phase: int) -> None:
-        state = np.random.SeedSequence([self.seed, server_round, phase]).generate_state(2)
-        random.seed(int(state[0]) << 32 | int(state[1]))
+    def _reseed(self, server_round: int, phase: ServerStream) -> None:
+        random.seed(server_seed(self.seed, server_round, phase))

@@ -9,8 +9,9 @@ from flwr.app import RecordDict
 from stamen.clients.training import TrainSettings, minibatches
 from stamen.clients.worker_momentum import apply_worker_momentum
 from stamen.datasets import load_dataset
-from stamen.federation import client_rng, train_partitions
+from stamen.federation import train_partitions
 from stamen.models import create_model
+from stamen.seeding import client_rng
 from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.results import RunRecorder
 

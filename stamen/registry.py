@@ -11,9 +11,11 @@ data-set specs, whose callers read the values their own way.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
+import pkgutil
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -156,3 +158,10 @@ def _parameters(factory: Callable[..., Any]) -> dict[str, bool]:
         for p in signature.parameters.values()
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     }
+
+
+def import_package_modules(package: str, path: Iterable[str]) -> None:
+    """Import every module of ``package`` (its ``__name__`` and ``__path__``), so that each
+    plugin registers itself by being a file there."""
+    for module in pkgutil.iter_modules(path):
+        importlib.import_module(f"{package}.{module.name}")

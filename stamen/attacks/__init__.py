@@ -5,9 +5,6 @@ Every module of this package is imported here, so an attack registers itself by 
 file in it.
 """
 
-import importlib
-import pkgutil
-
 from stamen.attacks.alie import ALIE, alie_z
 from stamen.attacks.base import CLIENT, OMNISCIENT, ClientAttack, OmniscientAttack
 from stamen.attacks.client_attacks import GaussianNoise, LabelFlip, Scaled, SignFlip, Zero
@@ -17,9 +14,9 @@ from stamen.attacks.mimic import Mimic, MimicState
 from stamen.attacks.min_max import MinMax, MinSum, perturbation
 from stamen.attacks.registry import ATTACKS, create_attack
 from stamen.attacks.selection import byzantine_clients
+from stamen.registry import import_package_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_package_modules(__name__, __path__)
 
 __all__ = [
     "ALIE",

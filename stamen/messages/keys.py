@@ -21,7 +21,7 @@ MODEL = "model"  # the architecture of the arrays (FedDF's mixed client models)
 # Query: which data partition a node holds.
 PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"
 
-# Mime and MimeLite (strategies/mime.py, clients/client_app.py).
+# Mime and MimeLite (strategies/mime.py, clients/mime_step.py).
 MIME_ACTION = "mime"
 MIME_TRAIN = f"{MessageType.TRAIN}.{MIME_ACTION}"
 GRADIENT_ACTION = "gradient"

@@ -4,9 +4,6 @@ Importing this package imports every module in it, which registers every rule in
 ``AGGREGATORS`` and every pre-aggregator in ``PRE_AGGREGATORS``: a new rule is one new file.
 """
 
-import importlib
-import pkgutil
-
 from stamen.algorithms.aggregation.base import (
     AGGREGATORS,
     PRE_AGGREGATORS,
@@ -25,9 +22,9 @@ from stamen.algorithms.aggregation.geomed import GeometricMedian
 from stamen.algorithms.aggregation.krum import Krum, MultiKrum, krum_scores
 from stamen.algorithms.aggregation.pipeline import Pipeline, parse_pipeline
 from stamen.algorithms.aggregation.pre_aggregators import Bucketing, Resampling
+from stamen.registry import import_package_modules
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_package_modules(__name__, __path__)
 
 __all__ = [
     "AGGREGATORS",

@@ -1,31 +1,117 @@
-"""Reply checks, the same for every strategy and the grid's screen: a reply is kept when it
-carries its model (``"arrays"``: the global model's keys, in any order or as a list in the
-order sent, and shapes), finite values and a ``MetricRecord`` with a positive
-``"num-examples"``; any other reply is excluded from the round and counted, so one malformed
-client never stops the server.
+"""The reply checks: one set of rules for every strategy and the grid's screen
+(``simulations/reply_screen.py``). A reply is kept when
 
-``stack_updates`` writes the valid replies' updates (model minus global model, flattened in
-key order) once into one ``(n, d)`` tensor.
+- it is not an error reply (``error_of``; the client failed: the grid counts it, the
+  strategies never see it as excluded, ``answered``);
+- it carries the record expected (``arrays_of``, ``config_of``);
+- its one MetricRecord holds a positive finite ``"num-examples"`` (``examples_of``);
+- a model has the keys, shapes and dtypes of the model sent (``model_of``: keys in any order,
+  or a list in the order sent, ``keyed_as``), a vector its expected size (``vector_of``);
+- its values are finite (``all_finite``).
+
+A check that fails raises ``Refused`` with its reason: the reply is excluded from its round
+and counted, so one malformed client never stops the server. ``stack_updates`` checks model
+replies and writes the valid ones' updates (model minus global model, flattened in key order)
+once into one ``(n, d)`` tensor.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from flwr.app import Message
+from flwr.app import ArrayRecord, ConfigRecord, Message
 
-from stamen.messages.arrays import ArrayLayout
+from stamen.messages.arrays import ArrayLayout, keyed_as
 from stamen.messages.keys import NUM_EXAMPLES
 
 
-def all_finite(values: torch.Tensor) -> bool:
-    """No NaN or Inf in ``values``: one pass, no mask (6x faster than ``isfinite().all()``)."""
+class Refused(ValueError):
+    """A reply breaks one of the rules; the message says which."""
+
+
+def error_of(reply: Message) -> str | None:
+    """Why the client failed, for an error reply; else None."""
+    return f"client error: {reply.error.reason}" if reply.has_error() else None
+
+
+def answered(replies: Iterable[Message]) -> list[Message]:
+    """The replies that are not error replies."""
+    return [reply for reply in replies if error_of(reply) is None]
+
+
+def arrays_of(reply: Message, name: str | None = None) -> ArrayRecord:
+    """The reply's ArrayRecord ``name``, or its only one when ``name`` is None."""
+    records = reply.content.array_records
+    if name is None:
+        if len(records) != 1:
+            raise Refused(f"{len(records)} ArrayRecords, not one")
+        return next(iter(records.values()))
+    if name not in records:
+        raise Refused(f"no ArrayRecord {name!r}")
+    return records[name]
+
+
+def config_of(reply: Message, name: str) -> ConfigRecord:
+    """The reply's ConfigRecord ``name``."""
+    record = reply.content.config_records.get(name)
+    if record is None:
+        raise Refused(f"no ConfigRecord {name!r}")
+    return record
+
+
+def examples_of(reply: Message) -> float:
+    """The positive finite ``"num-examples"`` of the reply's one MetricRecord."""
+    metrics = reply.content.metric_records
+    examples = next(iter(metrics.values())).get(NUM_EXAMPLES) if len(metrics) == 1 else None
+    if not isinstance(examples, int | float) or not 0 < examples < math.inf:
+        raise Refused(f"no positive finite {NUM_EXAMPLES} in one MetricRecord")
+    return float(examples)
+
+
+def model_of(arrays: ArrayRecord, layout: ArrayLayout) -> ArrayRecord:
+    """``arrays`` under ``layout``'s keys (``keyed_as``), with its shapes and dtypes."""
+    keyed = keyed_as(arrays, layout.keys)
+    if keyed is None:
+        raise Refused(f"model keys {list(arrays.keys())[:4]} do not match those sent")
+    for key, shape, dtype in zip(layout.keys, layout.shapes, layout.dtypes):
+        array = keyed[key]
+        if tuple(array.shape) != shape or array.dtype != str(dtype):
+            raise Refused(f"{key} has shape {tuple(array.shape)} {array.dtype}, not as sent")
+    return keyed
+
+
+def vector_of(arrays: ArrayRecord, key: str, size: int | None) -> torch.Tensor:
+    """``arrays[key]`` as a finite float32 vector of ``size`` values (any size for None)."""
+    if key not in arrays:
+        raise Refused(f"no array {key!r}")
+    vector = torch.from_numpy(np.asarray(arrays[key].numpy(), dtype=np.float32))
+    if vector.dim() != 1 or (size is not None and vector.numel() != size):
+        raise Refused(f"{key} has shape {tuple(vector.shape)}, not ({size},)")
+    require_finite(vector, key)
+    return vector
+
+
+def all_finite(values: torch.Tensor | np.ndarray) -> bool:
+    """No NaN or Inf in ``values``: their minimum and maximum are finite, found without a mask
+    (for a tensor, one pass, 6x faster than ``isfinite().all()``). Integers are finite."""
+    if isinstance(values, np.ndarray):
+        if values.size == 0 or not np.issubdtype(values.dtype, np.floating):
+            return True
+        return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
     if values.numel() == 0:
         return True
     low, high = torch.aminmax(values)
     return bool(torch.isfinite(low) and torch.isfinite(high))
+
+
+def require_finite(values: torch.Tensor | np.ndarray, name: str) -> None:
+    """``Refused`` unless ``all_finite(values)``."""
+    if not all_finite(values):
+        raise Refused(f"{name} holds NaN or Inf")
 
 
 @dataclass(frozen=True)
@@ -44,47 +130,21 @@ def stack_updates(
     layout: ArrayLayout,
     key: str | None = None,
 ) -> StackedUpdates:
-    """Validate and stack the replies' models as updates relative to ``reference`` (d,),
-    the flattened global model. The model is the reply's only ArrayRecord, or the one
-    under ``key`` when replies carry several."""
-    replies = [reply for reply in replies if not reply.has_error()]
+    """Check and stack the replies' models as updates relative to ``reference`` (d,), the
+    flattened global model. The model is the reply's only ArrayRecord, or the one under
+    ``key`` when replies carry several. Error replies are left out, not counted."""
+    replies = answered(replies)
     updates = torch.empty((len(replies), layout.size))
     node_ids, counts, excluded = [], [], 0
     for reply in replies:
         row = updates[len(node_ids)]
-        examples = _valid_model_into(reply, layout, key, row, reference)
-        if examples is None:
+        try:
+            examples = examples_of(reply)
+            layout.flatten_into(model_of(arrays_of(reply, key), layout), row, reference)
+            require_finite(row, "the update")  # NaN or Inf in the model, or an overflow
+        except Refused:
             excluded += 1
             continue
         node_ids.append(reply.metadata.src_node_id)
         counts.append(examples)
     return StackedUpdates(updates[: len(node_ids)], tuple(node_ids), tuple(counts), excluded)
-
-
-def _valid_model_into(
-    reply: Message, layout: ArrayLayout, key: str | None, row: torch.Tensor, reference: torch.Tensor
-) -> float | None:
-    """The reply's number of examples, with its model less ``reference`` written into
-    ``row``; None (and ``row`` undefined) when the reply is not a valid model."""
-    content = reply.content
-    records = content.array_records
-    found = len(records) == 1 if key is None else key in records
-    examples = num_examples(reply)
-    if not found or examples is None:
-        return None
-    arrays = layout.conformed(records[key] if key is not None else next(iter(records.values())))
-    if arrays is None:
-        return None
-    layout.flatten_into(arrays, row, reference)
-    if not all_finite(row):  # NaN or Inf in the model, or an update that overflows
-        return None
-    return float(examples)
-
-
-def num_examples(reply: Message) -> float | None:
-    """The positive ``"num-examples"`` of a reply's one MetricRecord, or None."""
-    metrics = reply.content.metric_records
-    examples = next(iter(metrics.values())).get(NUM_EXAMPLES) if len(metrics) == 1 else None
-    if not isinstance(examples, int | float) or examples <= 0:
-        return None
-    return float(examples)

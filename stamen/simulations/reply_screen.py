@@ -6,15 +6,16 @@ Every strategy, Stamen's and flwr's own, gets only replies that are well formed.
 - the client failed (its error reply's reason is kept),
 - its payload is more than ``MAX_REPLY_RATIO`` times what it was sent, plus 1 MiB
   (a reply carries at most a model, a gradient or two shares of the update: about 2x),
-- its ``"arrays"`` do not have exactly the keys, shapes and dtypes of the ``"arrays"`` it was
-  sent, or hold NaN or Inf; the keys sent in another order, and arrays returned as a list in
-  the order sent (keys ``"0"``, ``"1"``, ..., from ``ArrayRecord(numpy_ndarrays=...)``, as
-  Flower's classic ClientApps reply), are accepted and put under the keys sent, in the order
-  sent (``with_sent_keys``),
-- it carries a model without a positive ``"num-examples"`` in its ``"metrics"``.
+- it carries a model (``"arrays"``) that fails the reply checks (``stamen.messages.replies``,
+  the strategies' own) against the ``"arrays"`` it was sent: exactly their keys, shapes and
+  dtypes, finite values, a positive finite ``"num-examples"`` in its one MetricRecord. The
+  keys sent in another order, and arrays returned as a list in the order sent (keys ``"0"``,
+  ``"1"``, ..., from ``ArrayRecord(numpy_ndarrays=...)``, as Flower's classic ClientApps
+  reply), are accepted and put under the keys sent, in the order sent (``with_sent_keys``).
 
-A node messaged but silent until the round's timeout (crashed, hung, disconnected) is
-dropped too. Each dropped node and the reason go to the log and to the run's results.
+Replies without a model (secure shares, Mime's gradients) are checked by their strategy. A
+node messaged but silent until the round's timeout (crashed, hung, disconnected) is dropped
+too. Each dropped node and the reason go to the log and to the run's results.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from copy import copy
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import Message, RecordDict
+from flwr.app import ArrayRecord, Message, RecordDict
 
-from stamen.messages.arrays import array_values, keyed_as
+from stamen.messages.arrays import ArrayLayout, array_values, keyed_as
+from stamen.messages.replies import Refused, error_of, examples_of, model_of, require_finite
 from stamen.simulations.traffic import payload_bytes
 
 MAX_REPLY_RATIO = 4
@@ -41,29 +43,28 @@ class Dropped:
 
 def refusal(sent: Message, reply: Message) -> str | None:
     """Why ``reply`` (to the training message ``sent``) is refused, or None."""
-    if reply.has_error():
-        return f"client error: {reply.error.reason}"
+    failed = error_of(reply)
+    if failed is not None:
+        return failed
     size, limit = payload_bytes(reply), MAX_REPLY_RATIO * payload_bytes(sent) + _SLACK_BYTES
     if size > limit:
         return f"reply of {size / 1e6:.1f} MB over the {limit / 1e6:.1f} MB allowed"
-    content = reply.content
-    if "arrays" not in content.array_records or "arrays" not in sent.content.array_records:
+    if "arrays" not in reply.content.array_records or "arrays" not in sent.content.array_records:
         return None  # no model (e.g. secure shares, a gradient): the strategy checks it
-    expected, returned = sent.content["arrays"], content["arrays"]
-    found = keyed_as(returned, list(expected.keys()))
-    if found is None:
-        return f"model keys {list(returned.keys())[:4]} do not match those sent"
-    for key, array in found.items():
-        if tuple(array.shape) != tuple(expected[key].shape) or array.dtype != expected[key].dtype:
-            return f"{key} has shape {tuple(array.shape)} {array.dtype}, not as sent"
-        values = array_values(array)
-        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
-            return f"{key} holds NaN or Inf"
-    metrics = content.metric_records.get("metrics")
-    examples = metrics.get("num-examples") if metrics is not None else None
-    if not isinstance(examples, int | float) or examples <= 0:
-        return "no positive num-examples"
+    try:
+        model = model_of(reply.content["arrays"], _layout(sent.content["arrays"]))
+        for key in model:
+            require_finite(array_values(model[key]), key)
+        examples_of(reply)
+    except Refused as refused:
+        return str(refused)
     return None
+
+
+def _layout(arrays: ArrayRecord) -> ArrayLayout:
+    """The keys, shapes and dtypes of ``arrays``, read without decoding them."""
+    shapes = tuple(tuple(array.shape) for array in arrays.values())
+    return ArrayLayout(tuple(arrays), shapes, tuple(np.dtype(a.dtype) for a in arrays.values()))
 
 
 def with_sent_keys(sent: Message, reply: Message) -> Message:

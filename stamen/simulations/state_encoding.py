@@ -27,9 +27,10 @@ from flwr.app import ArrayRecord
 from stamen.attacks.mimic import MimicState
 from stamen.strategies.feddf import FedDFState
 from stamen.strategies.mime import MimeState
-from stamen.strategies.robust import RobustState
+from stamen.strategies.server_step import RobustState
 
-# The dataclasses a checkpoint may hold: the strategies' states and the attacks' states.
+# The dataclasses a checkpoint may hold: the strategies' states (RobustState: the robust and
+# secure strategies') and the attacks' states.
 STATE_CLASSES: dict[str, type] = {
     cls.__name__: cls for cls in (RobustState, MimeState, FedDFState, MimicState)
 }

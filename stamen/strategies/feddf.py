@@ -38,7 +38,7 @@ from stamen.experiment import Experiment
 from stamen.federation import dataset_of, server_holdout
 from stamen.messages.arrays import ArrayLayout
 from stamen.messages.multi_model import join_models, split_models
-from stamen.messages.replies import stack_updates
+from stamen.messages.replies import answered, stack_updates
 from stamen.models import create_model
 from stamen.models.assignment import client_architectures, parse_client_models
 from stamen.strategies.registry import STRATEGIES
@@ -108,7 +108,7 @@ class FedDFStrategy(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = [reply for reply in replies if not reply.has_error()]
+        replies = answered(replies)
         students, teachers, kept, excluded = {}, [], set(), 0
         for name in self.names:
             group = [r for r in replies if self.architecture_of(r.metadata.src_node_id) == name]

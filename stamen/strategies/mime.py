@@ -16,8 +16,9 @@ in one ``MimeState``. A round ``t``:
    at ``x``: ``c`` for Mime, the ``grad f_i(x)`` that MimeLite's clients send back with
    ``y_i`` (under ``"gradient"``). The client updates never enter ``s``.
 
-A reply with a wrong shape, NaN/Inf or missing records is excluded and counted
-(``excluded``; ``excluded-gradients`` for Mime's gradient phase).
+A reply that fails the reply checks (``messages/replies.py``: a model or gradient of the wrong
+shape, NaN/Inf, missing records or ``num-examples``) is excluded and counted (``excluded``;
+``excluded-gradients`` for Mime's gradient phase, where a failed or missing reply counts too).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import torch
 from flwr.app import (
     ArrayRecord,
@@ -54,7 +54,14 @@ from stamen.messages.keys import (
     SERVER_ROUND,
     STATE_KEY,
 )
-from stamen.messages.replies import num_examples, stack_updates
+from stamen.messages.replies import (
+    Refused,
+    answered,
+    arrays_of,
+    examples_of,
+    stack_updates,
+    vector_of,
+)
 from stamen.strategies.registry import STRATEGIES
 
 
@@ -123,14 +130,14 @@ class MimeStrategy(FedAvg):
         the number of replies excluded."""
         record = RecordDict({ARRAYS: arrays, CONFIG: config})
         messages = self._construct_messages(record, node_ids, GRADIENT_PHASE)
-        found = self._gradients(grid.send_and_receive(messages, timeout=self.timeout))
+        found = self._gradients(answered(grid.send_and_receive(messages, timeout=self.timeout)))
         valid = [g for g in found if g is not None]
         return _weighted_mean(valid), len(node_ids) - len(valid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = [reply for reply in replies if not reply.has_error()]
+        replies = answered(replies)
         layout = ArrayLayout.of(self.state.arrays)
         reference = layout.flatten(self.state.arrays)
         stacked = stack_updates(replies, reference, layout, key=ARRAYS)
@@ -179,16 +186,10 @@ class MimeStrategy(FedAvg):
 
 def _valid_gradient(reply: Message, size: int | None) -> tuple[Tensor, float] | None:
     """A reply's ``grad f_i(x)`` and example count, or None if missing or malformed."""
-    if reply.has_error() or GRADIENT_KEY not in reply.content.array_records:
+    try:
+        return vector_of(arrays_of(reply, GRADIENT_KEY), GRADIENT_KEY, size), examples_of(reply)
+    except Refused:
         return None
-    record = reply.content[GRADIENT_KEY]
-    examples = num_examples(reply)
-    if GRADIENT_KEY not in record or examples is None:
-        return None
-    gradient = torch.from_numpy(np.asarray(record[GRADIENT_KEY].numpy(), dtype=np.float32))
-    if gradient.dim() != 1 or (size is not None and gradient.numel() != size):
-        return None
-    return (gradient, examples) if torch.isfinite(gradient).all() else None
 
 
 def _weighted_mean(gradients: list[tuple[Tensor, float]]) -> Tensor | None:

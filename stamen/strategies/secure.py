@@ -4,15 +4,17 @@ The ServerApp is S1. Clients reply with secret shares of their update
 (``clients/secure_update.py``), never the update. S1 hands the shares to the secure backend
 (``stamen.secure``: S2 and the dealer are their own processes), which returns only the
 weighted aggregate chosen by the distance-based rule (e.g. ``"bucketing(s=2) | krum"``) run
-at S2. The server step, server momentum and the state are the robust strategy's.
+at S2. The server state, server step (server momentum) and simulated attack are those of the
+robust strategy (``server_step``, ``simulated_attack``).
 
 If S2 or the dealer cannot be reached or fails, the round fails with a logged error and
-the model is not updated. Malformed replies are excluded and counted (``excluded``);
-clients whose shares fail the validity check are counted as ``invalid``. A round with too
-few clients for the rule, before or after the validity check, or with no valid client, is
-skipped (``RoundSkipped``): never aggregated to zero. With an omniscient attack (simulation
-only) honest clients whose node allows it (``simulation-oracle``) also send their plaintext
-update, from which S1 crafts the attackers' updates and shares them on their behalf.
+the model is not updated. Malformed replies (the reply checks of ``messages/replies.py``,
+then the shares' form) are excluded and counted (``excluded``); clients whose shares fail
+the validity check are counted as ``invalid``. A round with too few clients for the rule,
+before or after the validity check, or with no valid client, is skipped (``RoundSkipped``):
+never aggregated to zero. With an omniscient attack (simulation only) honest clients whose
+node allows it (``simulation-oracle``) also send their plaintext update, from which S1
+crafts the attackers' updates and shares them on their behalf.
 """
 
 from __future__ import annotations
@@ -20,14 +22,15 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
 
 from stamen.algorithms.aggregation import parse_pipeline
 from stamen.errors import ConfigError, RoundSkipped
@@ -46,7 +49,14 @@ from stamen.messages.keys import (
     SECURE_RECORD,
     SECURE_TRAIN,
 )
-from stamen.messages.replies import num_examples
+from stamen.messages.replies import (
+    Refused,
+    answered,
+    arrays_of,
+    config_of,
+    examples_of,
+    vector_of,
+)
 from stamen.models import create_model
 from stamen.secure.backend import ClientShares, SecureBackend, SecureBackendError
 from stamen.secure.envelope import envelope_context, seal
@@ -61,12 +71,21 @@ from stamen.secure.validity import (
     wrap_free,
 )
 from stamen.strategies.registry import STRATEGIES
-from stamen.strategies.robust import RobustStrategy, SimulatedAttack, simulated_attack_of
+from stamen.strategies.server_step import (
+    AGGREGATION_STREAM,
+    ATTACK_STREAM,
+    RobustState,
+    ServerStep,
+    client_metrics,
+    round_generator,
+    round_seed,
+)
+from stamen.strategies.simulated_attack import SimulatedAttack, simulated_attack_of
 
 log = logging.getLogger(__name__)
 
 
-class SecureStrategy(RobustStrategy):
+class SecureStrategy(FedAvg):
     """FedAvg's sampling; aggregation by the secure backend; the robust server step."""
 
     def __init__(
@@ -84,14 +103,11 @@ class SecureStrategy(RobustStrategy):
         simulated_attack: SimulatedAttack | None = None,
         **sampling: Any,
     ) -> None:
-        super().__init__(
-            None,
-            seed=seed,
-            server_lr=server_lr,
-            server_momentum=server_momentum,
-            simulated_attack=simulated_attack,
-            **sampling,
-        )
+        super().__init__(**sampling)
+        self.seed = seed
+        self.server_step = ServerStep(server_lr, server_momentum)
+        self.simulated_attack = simulated_attack
+        self.state = RobustState()
         self.connect = backend
         self.backend: SecureBackend | None = None
         self.rule, self.num_byzantine, self.bits = rule, num_byzantine, bits
@@ -119,6 +135,7 @@ class SecureStrategy(RobustStrategy):
             SECURE_NOISE: self.noise,
             SECURE_ORACLE: self.simulated_attack is not None,
         }
+        self.state = replace(self.state, arrays=arrays)  # the reference of the replies' updates
         sampled = super().configure_train(
             server_round, arrays, ConfigRecord({**config, **secure}), grid
         )
@@ -127,7 +144,7 @@ class SecureStrategy(RobustStrategy):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = [reply for reply in replies if not reply.has_error()]
+        replies = answered(replies)
         if self.backend is None:  # S2 or the dealer was unreachable: no round was run
             return None, MetricRecord({"secure-failed": 1})
         layout = ArrayLayout.of(self.state.arrays)
@@ -144,7 +161,7 @@ class SecureStrategy(RobustStrategy):
             return None, MetricRecord({"excluded": excluded})
         check_feasible(self.rule, len(shares), self.num_byzantine)
         shares, attack_state = self._simulated_shares(server_round, shares, oracle)
-        rule_seed = int(np.random.SeedSequence([self.seed, server_round, 1]).generate_state(1)[0])
+        rule_seed = round_seed(self.seed, server_round, AGGREGATION_STREAM)
         try:
             result = self.backend.aggregate(
                 self.context(server_round),
@@ -167,10 +184,12 @@ class SecureStrategy(RobustStrategy):
             )
         check_feasible(self.rule, valid, self.num_byzantine)
         aggregate = torch.from_numpy(result.aggregate).to(reference.dtype)
-        arrays = self._step(aggregate, layout, reference, None, attack_state)
-        metrics = self._client_metrics(replies, {s.client for s in shares})
+        self.state = self.server_step.apply(
+            self.state, aggregate, layout, reference, None, attack_state
+        )
+        metrics = client_metrics(self, replies, {s.client for s in shares})
         metrics.update({"excluded": excluded, "invalid": int((~result.valid).sum())})
-        return arrays, metrics
+        return self.state.arrays, metrics
 
     def _simulated_shares(
         self, server_round: int, shares: list[ClientShares], oracle: list[torch.Tensor | None]
@@ -179,7 +198,10 @@ class SecureStrategy(RobustStrategy):
         if self.simulated_attack is None:
             return shares, None
         nodes = tuple(s.client for s in shares)
-        updates, attack_state = self._attack(server_round, torch.stack(oracle), nodes)
+        generator = round_generator(self.seed, server_round, ATTACK_STREAM)
+        updates, attack_state = self.simulated_attack.apply(
+            torch.stack(oracle), nodes, generator, self.state.attack_state
+        )
         key = X25519PublicKey.from_public_bytes(self.backend.s2_key.public_key)
         byzantine = self.simulated_attack.byzantine
         crafted = []
@@ -213,21 +235,21 @@ def _client_shares(
     reply: Message, oracle_size: int | None
 ) -> tuple[ClientShares, torch.Tensor | None] | None:
     """A reply's shares (and plaintext update for the simulated attack), or None if malformed."""
-    content = reply.content
-    record = content.config_records.get(SECURE_RECORD)
-    if record is None or num_examples(reply) is None:
+    try:
+        examples_of(reply)
+        record = config_of(reply, SECURE_RECORD)
+        seed, envelope = record.get("seed"), record.get("envelope")
+        if (
+            not isinstance(seed, bytes)
+            or len(seed) != SEED_BYTES
+            or not isinstance(envelope, bytes)
+        ):
+            raise Refused("no seed and envelope")
+        update = None
+        if oracle_size is not None:
+            update = vector_of(arrays_of(reply, ORACLE_RECORD), "update", oracle_size)
+    except Refused:
         return None
-    seed, envelope = record.get("seed"), record.get("envelope")
-    if not isinstance(seed, bytes) or len(seed) != SEED_BYTES or not isinstance(envelope, bytes):
-        return None
-    update = None
-    if oracle_size is not None:
-        arrays = content.array_records.get(ORACLE_RECORD)
-        if arrays is None or "update" not in arrays:
-            return None
-        update = torch.from_numpy(np.asarray(arrays["update"].numpy(), dtype=np.float32))
-        if update.shape != (oracle_size,) or not torch.isfinite(update).all():
-            return None
     return ClientShares(reply.metadata.src_node_id, seed, envelope), update
 
 

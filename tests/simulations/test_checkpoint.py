@@ -26,7 +26,7 @@ from stamen.simulations.results import RunRecorder
 from stamen.simulations.state_encoding import decode, encode
 from stamen.strategies.feddf import FedDFState
 from stamen.strategies.mime import MimeState
-from stamen.strategies.robust import RobustState
+from stamen.strategies.server_step import RobustState
 
 
 class RunsCode:

@@ -16,7 +16,9 @@ from stamen.messages.arrays import ArrayLayout
 from stamen.messages.replies import stack_updates
 from stamen.simulations.inline_engine import InlineGrid, run_inline
 from stamen.simulations.results import RunRecorder
-from stamen.strategies.robust import RobustState, RobustStrategy, SimulatedAttack
+from stamen.strategies.robust import RobustStrategy
+from stamen.strategies.server_step import RobustState
+from stamen.strategies.simulated_attack import SimulatedAttack
 
 GLOBAL = ArrayRecord(
     {"w": Array(np.zeros((2, 2), np.float32)), "count": Array(np.array(3, dtype=np.int64))}

@@ -105,6 +105,45 @@ def test_a_model_too_large_for_the_validity_range_is_refused_before_a_round(
         run(experiment.replace(num_byzantine=0), tmp_path / "run")
 
 
+def test_malformed_shares_replies_are_refused_by_the_reply_checks():
+    """A shares reply needs its shares, a positive finite num-examples and, with a simulated
+    attack, a finite plaintext update of the model's size."""
+    from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+
+    from stamen.clients.client_app import app as client_app
+    from stamen.messages.keys import ORACLE_RECORD, SECURE_RECORD
+    from stamen.secure.prg import SEED_BYTES
+    from stamen.simulations.inline_engine import InlineGrid
+    from stamen.strategies.secure import _client_shares
+
+    InlineGrid(client_app, {}, 1)  # sets Flower's task identity for Message construction
+    request = Message(RecordDict(), dst_node_id=3, message_type="train")
+
+    def reply(seed=bytes(SEED_BYTES), examples=10, update=None):
+        content = RecordDict(
+            {
+                SECURE_RECORD: ConfigRecord({"seed": seed, "envelope": b"sealed"}),
+                "metrics": MetricRecord({"num-examples": examples}),
+            }
+        )
+        if update is not None:
+            content[ORACLE_RECORD] = ArrayRecord({"update": Array(np.asarray(update, np.float32))})
+        return Message(content, reply_to=request)
+
+    shares, update = _client_shares(reply(), None)
+    assert shares.client == 3 and shares.seed == bytes(SEED_BYTES) and update is None
+    assert torch.equal(_client_shares(reply(update=[1.0, 2.0]), 2)[1], torch.tensor([1.0, 2.0]))
+    for bad, oracle_size in [
+        (reply(seed=b"short"), None),
+        (reply(examples=0), None),
+        (reply(examples=float("nan")), None),
+        (reply(), 2),  # no plaintext update for the simulated attack
+        (reply(update=[1.0, 2.0, 3.0]), 2),
+        (reply(update=[np.inf, 2.0]), 2),
+    ]:
+        assert _client_shares(bad, oracle_size) is None
+
+
 def shared_round(tmp_path, rule, updates, bits=19, crashed=0):
     """S1's ``aggregate_train`` of round 1 over replies carrying shares of ``updates`` (and
     ``crashed`` error replies), through real S2 and dealer processes; returns the strategy
@@ -116,8 +155,8 @@ def shared_round(tmp_path, rule, updates, bits=19, crashed=0):
     from stamen.secure.backend import SecureBackend
     from stamen.simulations.inline_engine import InlineGrid
     from stamen.simulations.secure_services import spawn
-    from stamen.strategies.robust import RobustState
     from stamen.strategies.secure import SecureStrategy
+    from stamen.strategies.server_step import RobustState
 
     certs = make_certificates(tmp_path / "certs")
     services = [spawn(party, certs, tmp_path) for party in ("s2", "dealer")]

@@ -61,11 +61,10 @@ from stamen.devices import resolve_device
 from stamen.experiment import Experiment
 from stamen.federation import dataset_of, train_partitions
 from stamen.models import create_model
-from stamen.seeding import client_rng
+from stamen.seeding import ServerStream, client_rng, server_generator
 from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.bench import Grid
 from stamen.simulations.results import Row
-from stamen.strategies.robust import round_generator
 
 ENGINES = ("bare", "ray", "inline", "batched")
 ROOT = Path(__file__).resolve().parent
@@ -164,12 +163,14 @@ def run_bare(experiment: Experiment, clock: RoundClock) -> float:
         crafted, attack_state = attack.craft(
             updates[~byzantine],
             int(byzantine.sum()),
-            round_generator(experiment.seed, server_round, 0),
+            server_generator(experiment.seed, server_round, ServerStream.ATTACK),
             attack_state,
         )
         updates[byzantine] = crafted
         aggregate, rule_state = pipeline.aggregate(
-            updates, rule_state, round_generator(experiment.seed, server_round, 1)
+            updates,
+            rule_state,
+            server_generator(experiment.seed, server_round, ServerStream.AGGREGATION),
         )
         global_params = global_params + experiment.server_lr * aggregate
         clock.on_row(Row(server_round, "clients", "replies", len(parts)))

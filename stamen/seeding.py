@@ -1,8 +1,9 @@
 """Every random stream of a run, by name, derived from the run seed: the same seed gives
 the same draws on every engine and in any order, and no two uses share a stream.
 
-- ``run_rng(seed, RunStream.X)``: drawn once per run (which samples the server holds back,
-  the Byzantine clients' iid data, FedDF's server data, the evaluation subset);
+- ``run_rng(seed, RunStream.X)``: drawn once per run (which clients are Byzantine, which
+  samples the server holds back, the Byzantine clients' iid data, FedDF's server data, the
+  evaluation subset);
 - ``client_rng(seed, round, partition, ClientStream.X)``: one client in one round (its
   batches and, from them, its torch seed; Mime's gradient batches and dropout);
 - ``server_generator`` / ``server_seed(seed, round, ServerStream.X, *index)``: the server in
@@ -10,8 +11,10 @@ the same draws on every engine and in any order, and no two uses share a stream.
   FedDF's distillation of architecture ``index``). Their keys carry the run seed as entropy
   and the stream in numpy's ``spawn_key``, so they can never equal a client's or a run's.
 
-Secret randomness (secure aggregation's noise and shares) never comes from here: it is drawn
-from the operating system's CSPRNG (``secrets``).
+The partitioners draw from ``default_rng(seed)`` of the run seed itself, in the order
+flwr-datasets' partitioners do (their parity tests rely on it), and LEAF's synthetic data is
+generated from it. Secret randomness (secure aggregation's noise and shares) never comes
+from here: it is drawn from the operating system's CSPRNG (``secrets``).
 
 Model initialisation and a client's dropout draw from torch's global generator, seeded right
 before. Runs in threads of one process (``stamen bench --runs-per-worker``) share that
@@ -33,6 +36,7 @@ import torch
 class RunStream(enum.IntEnum):
     """Streams drawn once per run (the values are their keys: keep them)."""
 
+    BYZANTINE_CLIENTS = 0x42595A  # which partitions are Byzantine ("BYZ", a spawn key)
     BYZANTINE_DATA = 0xB12
     SERVER_HOLDOUT = 0x5E4
     DISTILL_DATA = 0xD15
@@ -61,6 +65,8 @@ _SERVER = 0x5E5  # first spawn-key word of every server stream
 
 
 def run_rng(seed: int, stream: RunStream) -> np.random.Generator:
+    if stream is RunStream.BYZANTINE_CLIENTS:  # the first stream, keyed as numpy's spawn does
+        return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(stream),)))
     return np.random.default_rng(np.random.SeedSequence([seed, int(stream)]))
 
 
@@ -73,16 +79,17 @@ def client_rng(
 
 
 def server_seed(seed: int, server_round: int, stream: ServerStream, *index: int) -> int:
-    """A 64-bit seed of one server stream in one round."""
+    """A 63-bit seed of one server stream in one round (secure aggregation sends the rule's
+    to S2, which draws from ``torch.Generator().manual_seed`` of it as the robust rule does)."""
     spawn_key = (_SERVER, server_round, int(stream), *index)
-    state = np.random.SeedSequence(seed, spawn_key=spawn_key).generate_state(2)
-    return int(state[0]) << 32 | int(state[1])
+    state = np.random.SeedSequence(seed, spawn_key=spawn_key).generate_state(1, np.uint64)
+    return int(state[0]) >> 1
 
 
 def server_generator(
     seed: int, server_round: int, stream: ServerStream, *index: int
 ) -> torch.Generator:
-    return torch.Generator().manual_seed(server_seed(seed, server_round, stream, *index) >> 1)
+    return torch.Generator().manual_seed(server_seed(seed, server_round, stream, *index))
 
 
 _LOCK = threading.RLock()

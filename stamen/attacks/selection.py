@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stamen.errors import ConfigError
-
-# A fixed spawn key gives this choice its own stream, independent of other uses of the seed.
-_STREAM = (0x42595A,)  # "BYZ"
+from stamen.seeding import RunStream, run_rng
 
 
 def byzantine_clients(num_clients: int, num_byzantine: int, seed: int) -> np.ndarray:
@@ -24,5 +22,5 @@ def byzantine_clients(num_clients: int, num_byzantine: int, seed: int) -> np.nda
             f"{num_clients / 2:g}, "
             f"got {num_byzantine}"
         )
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=_STREAM))
+    rng = run_rng(seed, RunStream.BYZANTINE_CLIENTS)
     return np.sort(rng.choice(num_clients, size=num_byzantine, replace=False)).astype(np.int64)

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
@@ -41,6 +40,7 @@ from stamen.messages.multi_model import join_models, split_models
 from stamen.messages.replies import answered, stack_updates
 from stamen.models import create_model
 from stamen.models.assignment import client_architectures, parse_client_models
+from stamen.seeding import ServerStream, server_seed
 from stamen.strategies.registry import STRATEGIES
 
 
@@ -152,8 +152,8 @@ class FedDFStrategy(FedAvg):
         index: int,
     ) -> tuple[ArrayRecord, dict[str, float]]:
         student = self._model(name, start)
-        seed = np.random.SeedSequence([self.settings.seed, server_round, index]).generate_state(1)
-        settings = replace(self.settings, seed=int(seed[0]))
+        seed = server_seed(self.settings.seed, server_round, ServerStream.DISTILLATION, index)
+        settings = replace(self.settings, seed=seed)
         unlabeled, validation = self.server.unlabeled, self.server.validation
         result = distill(student, teachers, unlabeled, validation, settings, self.device)
         suffix = "" if len(self.names) == 1 else f"/{name}"

@@ -36,14 +36,12 @@ from stamen.errors import ConfigError, RoundSkipped
 from stamen.experiment import Experiment
 from stamen.messages.arrays import ArrayLayout
 from stamen.messages.replies import answered, stack_updates
+from stamen.seeding import ServerStream, server_generator
 from stamen.strategies.registry import STRATEGIES
 from stamen.strategies.server_step import (
-    AGGREGATION_STREAM,
-    ATTACK_STREAM,
     RobustState,
     ServerStep,
     client_metrics,
-    round_generator,
 )
 from stamen.strategies.simulated_attack import SimulatedAttack, simulated_attack_of
 
@@ -89,7 +87,7 @@ class RobustStrategy(FedAvg):
         check_feasible(self.pipeline, len(stacked.node_ids))
         reference, updates = reference.to(self.device), stacked.updates.to(self.device)
         updates, attack_state = self._attack(server_round, updates, stacked.node_ids)
-        generator = round_generator(self.seed, server_round, AGGREGATION_STREAM)
+        generator = server_generator(self.seed, server_round, ServerStream.AGGREGATION)
         aggregate, rule_state = self.pipeline.aggregate(updates, self.state.rule_state, generator)
         self.state = self.server_step.apply(
             self.state, aggregate, layout, reference, rule_state, attack_state
@@ -105,7 +103,7 @@ class RobustStrategy(FedAvg):
         any, and the attack's state."""
         if self.simulated_attack is None:
             return updates, None
-        generator = round_generator(self.seed, server_round, ATTACK_STREAM)
+        generator = server_generator(self.seed, server_round, ServerStream.ATTACK)
         return self.simulated_attack.apply(updates, node_ids, generator, self.state.attack_state)
 
 

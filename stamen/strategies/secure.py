@@ -70,15 +70,12 @@ from stamen.secure.validity import (
     largest_noise,
     wrap_free,
 )
+from stamen.seeding import ServerStream, server_generator, server_seed
 from stamen.strategies.registry import STRATEGIES
 from stamen.strategies.server_step import (
-    AGGREGATION_STREAM,
-    ATTACK_STREAM,
     RobustState,
     ServerStep,
     client_metrics,
-    round_generator,
-    round_seed,
 )
 from stamen.strategies.simulated_attack import SimulatedAttack, simulated_attack_of
 
@@ -161,7 +158,7 @@ class SecureStrategy(FedAvg):
             return None, MetricRecord({"excluded": excluded})
         check_feasible(self.rule, len(shares), self.num_byzantine)
         shares, attack_state = self._simulated_shares(server_round, shares, oracle)
-        rule_seed = round_seed(self.seed, server_round, AGGREGATION_STREAM)
+        rule_seed = server_seed(self.seed, server_round, ServerStream.AGGREGATION)
         try:
             result = self.backend.aggregate(
                 self.context(server_round),
@@ -198,7 +195,7 @@ class SecureStrategy(FedAvg):
         if self.simulated_attack is None:
             return shares, None
         nodes = tuple(s.client for s in shares)
-        generator = round_generator(self.seed, server_round, ATTACK_STREAM)
+        generator = server_generator(self.seed, server_round, ServerStream.ATTACK)
         updates, attack_state = self.simulated_attack.apply(
             torch.stack(oracle), nodes, generator, self.state.attack_state
         )

@@ -1,6 +1,5 @@
 """What the Byzantine-robust strategies share (``robust``, and ``secure`` with S2's rule): the
-server's state, its step on the round's aggregate, its random streams and the clients'
-metrics.
+server's state, its step on the round's aggregate and the clients' metrics.
 
 The server step is ``x <- x + lr * v`` with ``v`` the aggregate, or with server momentum
 ``v <- momentum * v + aggregate`` (FedAvgM, Hsu, Qi & Brown, arXiv 1909.06335).
@@ -12,15 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedAvg
 
 from stamen.messages.arrays import ArrayLayout
-
-# The server's streams of one round (their values are the keys: keep them).
-ATTACK_STREAM, AGGREGATION_STREAM = 0, 1
 
 
 @dataclass(frozen=True)
@@ -57,16 +52,6 @@ class ServerStep:
             step = self.momentum * state.momentum + aggregate
         arrays = layout.unflatten(reference + self.lr * step)
         return RobustState(arrays, rule_state, step if self.momentum else None, attack_state)
-
-
-def round_seed(seed: int, server_round: int, stream: int) -> int:
-    """The server's seed of one round and stream (``ATTACK_STREAM``, ``AGGREGATION_STREAM``)."""
-    return int(np.random.SeedSequence([seed, server_round, stream]).generate_state(1)[0])
-
-
-def round_generator(seed: int, server_round: int, stream: int) -> torch.Generator:
-    """A torch generator seeded with ``round_seed``."""
-    return torch.Generator().manual_seed(round_seed(seed, server_round, stream))
 
 
 def client_metrics(strategy: FedAvg, replies: Iterable[Message], kept: set[int]) -> MetricRecord:

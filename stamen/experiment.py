@@ -116,10 +116,10 @@ class Experiment(
     def __post_init__(self) -> None:
         _check_types(self)
         self._apply_strategy_defaults()
-        sections = _sections()
-        for section in sections:
+        composed = sections()
+        for section in composed:
             _check_ranges(self, section)
-        for section in reversed(sections):  # the run's keys first, as the bases list them
+        for section in reversed(composed):  # RunSettings first, SecureSettings last
             if "check" in vars(section):
                 section.check(self)
 
@@ -130,7 +130,7 @@ class Experiment(
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}: expected one of {', '.join(strategy_names())}"
             )
-        for section in _sections():
+        for section in sections():
             for key, value in section.STRATEGY_DEFAULTS.get(self.strategy, {}).items():
                 name = key.replace("-", "_")
                 if getattr(self, name) == _FIELD_DEFAULTS[name]:
@@ -163,7 +163,7 @@ class Experiment(
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Experiment)}
 
 
-def _sections() -> list[type[Section]]:
+def sections() -> list[type[Section]]:
     """The sections composed into ``Experiment``, in method resolution order."""
     return [
         c for c in Experiment.__mro__ if issubclass(c, Section) and c not in (Section, Experiment)
@@ -172,7 +172,7 @@ def _sections() -> list[type[Section]]:
 
 def strategy_names() -> list[str]:
     """Every strategy a section provides."""
-    return sorted(name for section in _sections() for name in section.STRATEGIES)
+    return sorted(name for section in sections() for name in section.STRATEGIES)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

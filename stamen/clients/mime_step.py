@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from torch.nn.utils import parameters_to_vector
 
 from stamen.algorithms.mime.base_optimizers import create_base_optimizer
 from stamen.clients.mime_training import full_batch_gradient, mime_train
@@ -21,7 +20,7 @@ from stamen.clients.node import experiment_of, load_global_model, node_data, nod
 from stamen.clients.training import TrainSettings
 from stamen.datasets import FederatedDataset
 from stamen.experiment import Experiment
-from stamen.messages.arrays import record_tensors, tensors_record
+from stamen.messages.arrays import ArrayLayout, record_tensors, tensors_record
 from stamen.messages.keys import (
     ARRAYS,
     BASE_OPTIMIZER,
@@ -44,7 +43,9 @@ def mime_train_reply(msg: Message, context: Context) -> Message:
     optimizer = create_base_optimizer(str(task.config[BASE_OPTIMIZER]))
     state = {k: v.to(task.device) for k, v in record_tensors(msg.content[STATE_KEY]).items()}
     if not state:  # the server has no state yet: start from the initial one
-        state = optimizer.init_state(parameters_to_vector(task.model.parameters()).detach())
+        parameters = dict(task.model.named_parameters())
+        x = ArrayLayout.of_state(parameters).flatten_state(parameters).detach()
+        state = optimizer.init_state(x)
     control = None
     if CONTROL_KEY in msg.content:
         control = record_tensors(msg.content[CONTROL_KEY])[CONTROL_KEY].to(task.device)

@@ -3,7 +3,8 @@
 ``state_record`` writes a model's state dict (numpy-serialised, one copy); ``array_values``
 reads an ``Array`` without copying; ``keyed_as`` accepts a model sent back under its keys in
 any order or as a list in the order sent (``ArrayRecord(numpy_ndarrays=...)``, Flower's
-classic ClientApps); ``ArrayLayout`` flattens a model record into one vector and back;
+classic ClientApps); ``ArrayLayout`` packs a model's floating-point arrays (of a record or a
+state dict) into one update vector and back;
 ``tensors_record`` / ``record_tensors`` carry named flat tensors (Mime's optimizer state,
 control variate and gradient).
 """
@@ -77,9 +78,19 @@ def keyed_as(arrays: ArrayRecord, keys: Sequence[str]) -> ArrayRecord | None:
     return None
 
 
+State = dict[str, torch.Tensor]
+
+
+def _floating(dtype: np.dtype) -> bool:
+    return dtype.kind == "f"
+
+
 @dataclass(frozen=True)
 class ArrayLayout:
-    """Keys, shapes and dtypes of a model's arrays, to flatten and unflatten them."""
+    """Keys, shapes and dtypes of a model's arrays, and the one packing of its update vector
+    on clients and server: the floating-point arrays, in key order, each flattened C-order.
+    Integer arrays (e.g. BatchNorm's counters) are not in the vector: ``unflatten`` takes
+    them from a given model."""
 
     keys: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
@@ -90,9 +101,30 @@ class ArrayLayout:
         values = [arrays[key].numpy() for key in arrays]
         return cls(tuple(arrays), tuple(v.shape for v in values), tuple(v.dtype for v in values))
 
+    @classmethod
+    def of_state(cls, state: State) -> ArrayLayout:
+        """The layout of a state dict (or of named parameters)."""
+        dtypes = tuple(torch.empty(0, dtype=v.dtype).numpy().dtype for v in state.values())
+        return cls(tuple(state), tuple(tuple(v.shape) for v in state.values()), dtypes)
+
+    @property
+    def float_keys(self) -> tuple[str, ...]:
+        return tuple(k for k, dtype in zip(self.keys, self.dtypes) if _floating(dtype))
+
+    @property
+    def integer_keys(self) -> tuple[str, ...]:
+        return tuple(k for k, dtype in zip(self.keys, self.dtypes) if not _floating(dtype))
+
     @property
     def size(self) -> int:
-        return int(sum(np.prod(shape, dtype=np.int64) for shape in self.shapes))
+        """d, the length of the vector: the number of floating-point values."""
+        return int(
+            sum(
+                np.prod(shape, dtype=np.int64)
+                for shape, dtype in zip(self.shapes, self.dtypes)
+                if _floating(dtype)
+            )
+        )
 
     def conformed(self, arrays: ArrayRecord) -> ArrayRecord | None:
         """``arrays`` under this layout's keys (``keyed_as``) when they have its shapes, else
@@ -105,7 +137,7 @@ class ArrayLayout:
         return keyed
 
     def flatten(self, arrays: ArrayRecord) -> torch.Tensor:
-        """All arrays as one float32 vector, shape (d,)."""
+        """The floating-point arrays as one float32 vector, shape (d,)."""
         vector = torch.empty(self.size)
         self.flatten_into(arrays, vector)
         return vector
@@ -113,11 +145,11 @@ class ArrayLayout:
     def flatten_into(
         self, arrays: ArrayRecord, out: torch.Tensor, minus: torch.Tensor | None = None
     ) -> None:
-        """Write the arrays, less ``minus`` (d,) if given, into the contiguous float32 CPU
-        vector ``out`` (d,), in one pass."""
+        """Write the floating-point arrays, less ``minus`` (d,) if given, into the contiguous
+        float32 CPU vector ``out`` (d,), in one pass."""
         flat, offset = out.numpy(), 0
         subtract = None if minus is None else minus.numpy()
-        for key in self.keys:
+        for key in self.float_keys:
             values = array_values(arrays[key]).reshape(-1)
             part = slice(offset, offset + values.size)
             if subtract is None:
@@ -126,17 +158,36 @@ class ArrayLayout:
                 np.subtract(values, subtract[part], out=flat[part], casting="unsafe")
             offset += values.size
 
-    def unflatten(self, vector: torch.Tensor) -> ArrayRecord:
-        """The inverse of ``flatten``; integer arrays (e.g. BatchNorm counters) are rounded."""
+    def unflatten(self, vector: torch.Tensor, integers: ArrayRecord | None = None) -> ArrayRecord:
+        """The inverse of ``flatten``, with the integer arrays of ``integers`` (needed when
+        the layout has some)."""
         flat = vector.detach().cpu().numpy()
         arrays, offset = {}, 0
         for key, shape, dtype in zip(self.keys, self.shapes, self.dtypes):
+            if not _floating(dtype):
+                if integers is None:
+                    raise ValueError(f"{key} is an integer array: unflatten needs integers")
+                arrays[key] = integers[key]
+                continue
             size = int(np.prod(shape, dtype=np.int64))
-            part = flat[offset : offset + size].reshape(shape)
-            part = np.rint(part).astype(dtype) if dtype.kind in "iu" else part.astype(dtype)
-            arrays[key] = array_of(part)
+            arrays[key] = array_of(flat[offset : offset + size].reshape(shape).astype(dtype))
             offset += size
         return ArrayRecord(arrays)
+
+    def flatten_state(self, state: State) -> torch.Tensor:
+        """The floating-point tensors of a state dict as one vector (d,), on their device."""
+        return torch.cat([state[key].reshape(-1) for key in self.float_keys])
+
+    def unflatten_state(self, vector: torch.Tensor, integers: State) -> State:
+        """The inverse of ``flatten_state``: views of ``vector``, with the other tensors of
+        ``integers``."""
+        state, offset = dict(integers), 0
+        for key, shape, dtype in zip(self.keys, self.shapes, self.dtypes):
+            if _floating(dtype):
+                size = int(np.prod(shape, dtype=np.int64))
+                state[key] = vector[offset : offset + size].view(shape)
+                offset += size
+        return state
 
 
 def tensors_record(tensors: dict[str, torch.Tensor] | None) -> ArrayRecord:

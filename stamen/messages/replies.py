@@ -11,8 +11,9 @@
 
 A check that fails raises ``Refused`` with its reason: the reply is excluded from its round
 and counted, so one malformed client never stops the server. ``stack_updates`` checks model
-replies and writes the valid ones' updates (model minus global model, flattened in key order)
-once into one ``(n, d)`` tensor.
+replies and writes the valid ones' updates (model minus global model, packed by
+``ArrayLayout``: floating-point arrays only) once into one ``(n, d)`` tensor; their integer
+arrays (e.g. BatchNorm's counters) are merged by ``integer_arrays``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message
 
-from stamen.messages.arrays import ArrayLayout, keyed_as
+from stamen.messages.arrays import ArrayLayout, array_of, array_values, keyed_as
 from stamen.messages.keys import NUM_EXAMPLES
 
 
@@ -122,6 +123,22 @@ class StackedUpdates:
     node_ids: tuple[int, ...]
     num_examples: tuple[float, ...]
     excluded: int
+    integers: ArrayRecord  # the new model's integer arrays (``integer_arrays``)
+
+
+def integer_arrays(models: list[ArrayRecord], layout: ArrayLayout) -> ArrayRecord:
+    """The integer arrays of the new model: the coordinate-wise median of the ``models``'
+    (checked replies, under ``layout``'s keys), rounded; every client's value when they agree,
+    and robust to a Byzantine counter. Empty when there are no models."""
+    if not models:
+        return ArrayRecord()
+    integer_keys, merged = set(layout.integer_keys), {}
+    for key, dtype in zip(layout.keys, layout.dtypes):
+        if key in integer_keys:
+            values = np.stack([array_values(model[key]) for model in models])
+            median = np.rint(np.median(values.astype(np.float64), axis=0))
+            merged[key] = array_of(median.astype(dtype))
+    return ArrayRecord(merged)
 
 
 def stack_updates(
@@ -135,16 +152,24 @@ def stack_updates(
     ``key`` when replies carry several. Error replies are left out, not counted."""
     replies = answered(replies)
     updates = torch.empty((len(replies), layout.size))
-    node_ids, counts, excluded = [], [], 0
+    node_ids, counts, models, excluded = [], [], [], 0
     for reply in replies:
         row = updates[len(node_ids)]
         try:
             examples = examples_of(reply)
-            layout.flatten_into(model_of(arrays_of(reply, key), layout), row, reference)
+            model = model_of(arrays_of(reply, key), layout)
+            layout.flatten_into(model, row, reference)
             require_finite(row, "the update")  # NaN or Inf in the model, or an overflow
         except Refused:
             excluded += 1
             continue
         node_ids.append(reply.metadata.src_node_id)
         counts.append(examples)
-    return StackedUpdates(updates[: len(node_ids)], tuple(node_ids), tuple(counts), excluded)
+        models.append(model)
+    return StackedUpdates(
+        updates[: len(node_ids)],
+        tuple(node_ids),
+        tuple(counts),
+        excluded,
+        integer_arrays(models, layout),
+    )

@@ -121,10 +121,11 @@ class FedDFStrategy(FedAvg):
                 continue
             weights = torch.tensor(stacked.num_examples)
             students[name] = layout.unflatten(
-                reference + (weights / weights.sum()) @ stacked.updates
+                reference + (weights / weights.sum()) @ stacked.updates, stacked.integers
             )
             teachers += [
-                self._model(name, layout.unflatten(reference + u)) for u in stacked.updates
+                self._model(name, layout.unflatten(reference + u, stacked.integers))
+                for u in stacked.updates
             ]
             kept.update(stacked.node_ids)
         if not teachers:

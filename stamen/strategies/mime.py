@@ -156,7 +156,7 @@ class MimeStrategy(FedAvg):
             return None, MetricRecord(excluded)
         weights = torch.tensor([stacked.num_examples[i] for i in rows])
         step = (weights / weights.sum()) @ stacked.updates[rows]
-        arrays = layout.unflatten(reference + self.server_lr * step)
+        arrays = layout.unflatten(reference + self.server_lr * step, stacked.integers)
         gradient = _weighted_mean(gradients) if self.lite else self.state.control_variate
         optimizer_state = self.state.optimizer_state
         if gradient is not None:

@@ -5,7 +5,8 @@ Each round the replies are validated and flattened ONCE into an ``(n, d)`` tenso
 simulation only), the pre-aggregators and the rule of the pipeline (e.g.
 ``"bucketing(s=2) | cclip(tau=10, iters=3)"``), and the server step
 ``x <- x + server_lr * v`` with optional server momentum ``v <- mu v + aggregate``; the result
-is unflattened once. A round whose replies are too few for the rule (Krum after drops) is
+is unflattened once, with the median of the replies' integer arrays (``integer_arrays``). A
+round whose replies are too few for the rule (Krum after drops) is
 skipped (``RoundSkipped``): the model stays. The updates, rule state and momentum live on
 ``device`` (``device = "auto"``: the GPU when there is one); random draws stay on the CPU, so
 that every device makes the same choices. Rules weigh clients equally, as in Karimireddy,
@@ -90,7 +91,7 @@ class RobustStrategy(FedAvg):
         generator = server_generator(self.seed, server_round, ServerStream.AGGREGATION)
         aggregate, rule_state = self.pipeline.aggregate(updates, self.state.rule_state, generator)
         self.state = self.server_step.apply(
-            self.state, aggregate, layout, reference, rule_state, attack_state
+            self.state, aggregate, layout, reference, stacked.integers, rule_state, attack_state
         )
         metrics = client_metrics(self, replies, set(stacked.node_ids))
         metrics["excluded"] = stacked.excluded

@@ -181,8 +181,8 @@ class SecureStrategy(FedAvg):
             )
         check_feasible(self.rule, valid, self.num_byzantine)
         aggregate = torch.from_numpy(result.aggregate).to(reference.dtype)
-        self.state = self.server_step.apply(
-            self.state, aggregate, layout, reference, None, attack_state
+        self.state = self.server_step.apply(  # no model in the replies: the integers stay
+            self.state, aggregate, layout, reference, self.state.arrays, None, attack_state
         )
         metrics = client_metrics(self, replies, {s.client for s in shares})
         metrics.update({"excluded": excluded, "invalid": int((~result.valid).sum())})
@@ -257,13 +257,7 @@ def secure(
     """``strategy = "secure"``: the ``aggregator`` (distance-based) run by S2 on shares."""
     data = dataset_of(experiment)
     model = create_model(experiment.model, data.input_shape, data.num_classes, experiment.seed)
-    state = model.state_dict().values()
-    if not all(value.is_floating_point() for value in state):
-        raise ConfigError(
-            f"secure aggregation needs a model without integer buffers (e.g. BatchNorm "
-            f"counters); {experiment.model} has some"
-        )
-    d = sum(value.numel() for value in state)
+    d = ArrayLayout.of_state(model.state_dict()).size  # integer buffers are not shared
     if not wrap_free(d, experiment.secure_bits):
         raise ConfigError(
             f"{experiment.model} has d = {d} parameters: secure-bits must be below "

@@ -43,14 +43,16 @@ class ServerStep:
         aggregate: torch.Tensor,
         layout: ArrayLayout,
         reference: torch.Tensor,
+        integers: ArrayRecord,
         rule_state: Any,
         attack_state: Any,
     ) -> RobustState:
-        """The state after the step from ``reference`` (the flattened ``state.arrays``)."""
+        """The state after the step from ``reference`` (the flattened ``state.arrays``), with
+        the integer arrays of ``integers``."""
         step = aggregate
         if self.momentum and state.momentum is not None:
             step = self.momentum * state.momentum + aggregate
-        arrays = layout.unflatten(reference + self.lr * step)
+        arrays = layout.unflatten(reference + self.lr * step, integers)
         return RobustState(arrays, rule_state, step if self.momentum else None, attack_state)
 
 

@@ -49,14 +49,26 @@ def weights(arrays: ArrayRecord) -> np.ndarray:
     return arrays["w"].numpy()
 
 
-def test_layout_round_trip_keeps_keys_shapes_and_integer_buffers():
+def test_layout_packs_floats_only_and_takes_integer_buffers_from_a_model():
     layout = ArrayLayout.of(GLOBAL)
-    vector = layout.flatten(GLOBAL) + torch.tensor([1.0, 2.0, 3.0, 4.0, 0.4])
-    back = layout.unflatten(vector)
+    assert layout.size == 4 and layout.integer_keys == ("count",)
+    vector = layout.flatten(GLOBAL) + torch.tensor([1.0, 2.0, 3.0, 4.0])
+    back = layout.unflatten(vector, GLOBAL)
     assert list(back) == ["w", "count"]
     np.testing.assert_array_equal(weights(back), [[1, 2], [3, 4]])
     assert back["count"].numpy().shape == () and back["count"].numpy().dtype == np.int64
     assert back["count"].numpy() == 3
+    with pytest.raises(ValueError, match="count is an integer array"):
+        layout.unflatten(vector)
+
+
+def test_integer_buffers_are_the_median_of_the_replies():
+    robust = strategy()
+    counts = [5, 7, 10**9]  # a Byzantine counter does not move the median
+    replies = [reply(n, [[1, 0], [0, 0]], count=c) for n, c in zip((2, 3, 4), counts)]
+    arrays, _ = robust.aggregate_train(1, replies)
+    assert arrays["count"].numpy() == 7 and arrays["count"].numpy().dtype == np.int64
+    np.testing.assert_allclose(weights(arrays), [[1, 0], [0, 0]])
 
 
 def test_malformed_replies_are_excluded_and_counted():
@@ -70,7 +82,7 @@ def test_malformed_replies_are_excluded_and_counted():
     layout = ArrayLayout.of(GLOBAL)
     stacked = stack_updates(replies, layout.flatten(GLOBAL), layout)
     assert stacked.node_ids == (2,) and stacked.excluded == 4
-    np.testing.assert_array_equal(stacked.updates.numpy(), [[1, 1, 1, 1, 0]])
+    np.testing.assert_array_equal(stacked.updates.numpy(), [[1, 1, 1, 1]])
 
 
 def test_mean_pipeline_is_the_unweighted_average_of_the_models():

@@ -232,3 +232,34 @@ def test_noise_that_honest_clients_cannot_pass_is_refused_before_a_round(tiny_ex
     run(passing, tmp_path / "passing")
     metrics = read_metrics(tmp_path / "passing")
     assert metrics[metrics.metric == "invalid"].value.sum() == 0
+
+
+def test_a_model_with_batchnorm_counters_aggregates(tiny_experiment, tmp_path):
+    """resnet8's BatchNorm counters are not shared (d is its float size): the run, once
+    refused, aggregates; the counters keep the global model's value and the weights move
+    (``start``: a round at lr 0)."""
+    rng = np.random.default_rng(0)
+    images = {
+        f"{k}_{s}": v
+        for s in ("train", "test")
+        for k, v in (
+            ("x", rng.integers(0, 256, (32, 3, 32, 32), dtype=np.uint8)),
+            ("y", rng.integers(0, 2, 32)),
+        )
+    }
+    np.savez(tmp_path / "images.npz", **images)
+    experiment = tiny_experiment.replace(
+        dataset=f"npz:{tmp_path / 'images.npz'}",
+        model="resnet8",
+        strategy="secure",
+        aggregator="krum",
+        num_server_rounds=1,
+        local_steps=1,
+        batch_size=4,
+    )
+    model, metrics = run(experiment, tmp_path / "secure")
+    start, _ = run(experiment.replace(strategy="robust", lr=0.0), tmp_path / "start")
+    counters = [key for key in model if key.endswith("num_batches_tracked")]
+    assert counters and all(model[key] == 0 for key in counters)  # the initial model's
+    assert not torch.equal(model["fc.weight"], start["fc.weight"])
+    assert metrics[metrics.metric == "invalid"].value.sum() == 0

@@ -82,6 +82,12 @@ def model_of(arrays: ArrayRecord, layout: ArrayLayout) -> ArrayRecord:
         array = keyed[key]
         if tuple(array.shape) != shape or array.dtype != str(dtype):
             raise Refused(f"{key} has shape {tuple(array.shape)} {array.dtype}, not as sent")
+        try:  # the bytes as they are read, not only as the array declares them
+            values = array_values(array)
+        except Exception as error:  # noqa: BLE001  any unreadable array is refused
+            raise Refused(f"{key} cannot be read: {error}") from None
+        if values.shape != shape or values.dtype != dtype:
+            raise Refused(f"{key} holds {values.shape} {values.dtype}, not what it declares")
     return keyed
 
 

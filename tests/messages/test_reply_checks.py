@@ -95,3 +95,20 @@ def test_vectors_have_their_size_and_finite_values():
     ]:
         with pytest.raises(Refused, match=reason):
             vector_of(arrays, key, size)
+
+
+@pytest.mark.parametrize("crafted", ["fewer bytes", "other dtype"])
+def test_an_array_whose_bytes_differ_from_what_it_declares_is_excluded(sent, crafted):
+    """A crafted reply: the Array's declared shape and dtype are the model's, its bytes are
+    not. It is excluded from the round instead of failing inside the flattening."""
+    values = np.ones(3, np.float32) if crafted == "fewer bytes" else np.ones((3, 2), np.int32)
+    honest = Array(GOOD["w"])
+    forged = Array(
+        dtype=honest.dtype, shape=honest.shape, stype=honest.stype, data=Array(values).data
+    )
+    content = RecordDict({"arrays": ArrayRecord({"w": forged, "b": Array(GOOD["b"])})})
+    content["metrics"] = MetricRecord({"num-examples": 10})
+    model = sent.content["arrays"]
+    layout = ArrayLayout.of(model)
+    stacked = stack_updates([Message(content, reply_to=sent)], layout.flatten(model), layout)
+    assert stacked.excluded == 1 and len(stacked.node_ids) == 0

@@ -37,6 +37,17 @@ def collect_results(cells: list[Cell], out_dir: Path) -> pd.DataFrame:
     return results
 
 
+ONE_CELL = "cell"  # the key column of a grid whose only axis is the seed
+
+
+def table_axes(results: pd.DataFrame, axes: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The results and the axes the tables group by: a grid whose only axis is the seed is
+    one cell (``cell = all``), its seeds averaged like any other cell's."""
+    if [a for a in axes if a != SEED]:
+        return results, axes
+    return results.assign(**{ONE_CELL: "all"}), [ONE_CELL, *axes]
+
+
 def final_accuracy_table(results: pd.DataFrame, axes: list[str], last: int = 1) -> pd.DataFrame:
     """Per cell (all axes but the seed): mean and std over seeds of the final test accuracy.
 

@@ -32,6 +32,7 @@ from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
     plot_grid,
+    table_axes,
     with_metrics,
     with_reference,
     with_rounds_to_target,
@@ -149,7 +150,7 @@ def bench(
         )
     results = collect_results(cells, out_dir)
     if len(results):
-        axes = result_columns(cells)
+        results, axes = table_axes(results, result_columns(cells))
         table = final_accuracy_table(results, axes, last)
         if grid.reference is not None:
             table = with_reference(table, results, pd.read_csv(grid.reference), last)

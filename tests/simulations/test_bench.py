@@ -13,6 +13,7 @@ from stamen.simulations.bench_report import (
     collect_results,
     final_accuracy_table,
     plot_grid,
+    table_axes,
     with_metrics,
     with_reference,
     with_rounds_to_target,
@@ -301,3 +302,22 @@ GRIDS = [path for path in GRIDS if path.parent.name != "out"]  # out/: ignored o
 def test_every_benchmark_grid_is_valid(path):
     cells = Grid.load(path).cells()  # every cell's configuration is validated
     assert len({cell.key for cell in cells}) == len(cells)
+
+
+def test_a_grid_whose_only_axis_is_the_seed_is_one_cell(tmp_path):
+    results = pd.DataFrame(
+        [
+            {"round": r, "scope": scope, "metric": metric, "value": v, "seed": seed}
+            for seed, final in [(0, 0.6), (1, 0.8)]
+            for r, v in [(1, 0.3), (2, final)]
+            for scope, metric in [("server", "accuracy"), ("clients", "bytes-up")]
+        ]
+    )
+    results, axes = table_axes(results, ["seed"])
+    table = final_accuracy_table(results, axes)
+    table = with_traffic(with_rounds_to_target(table, results, 0.5), results)
+    assert table["mean"].tolist() == pytest.approx([0.7]) and table["count"].tolist() == [2]
+    write_table(table, tmp_path / "table.md", "t", target=0.5)
+    assert "| all | 70.00 ± 14.14 | 2 |" in (tmp_path / "table.md").read_text()
+    plot_grid(results, axes, tmp_path / "accuracy.png")
+    assert (tmp_path / "accuracy.png").exists()

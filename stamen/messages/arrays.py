@@ -98,8 +98,9 @@ class ArrayLayout:
 
     @classmethod
     def of(cls, arrays: ArrayRecord) -> ArrayLayout:
-        values = [arrays[key].numpy() for key in arrays]
-        return cls(tuple(arrays), tuple(v.shape for v in values), tuple(v.dtype for v in values))
+        """The layout of a model record, read from its arrays' metadata (nothing decoded)."""
+        shapes = tuple(tuple(array.shape) for array in arrays.values())
+        return cls(tuple(arrays), shapes, tuple(np.dtype(a.dtype) for a in arrays.values()))
 
     @classmethod
     def of_state(cls, state: State) -> ArrayLayout:

@@ -23,8 +23,7 @@ from __future__ import annotations
 from copy import copy
 from dataclasses import dataclass
 
-import numpy as np
-from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.app import Message, RecordDict
 
 from stamen.messages.arrays import ArrayLayout, array_values, keyed_as
 from stamen.messages.replies import Refused, error_of, examples_of, model_of, require_finite
@@ -52,19 +51,13 @@ def refusal(sent: Message, reply: Message) -> str | None:
     if "arrays" not in reply.content.array_records or "arrays" not in sent.content.array_records:
         return None  # no model (e.g. secure shares, a gradient): the strategy checks it
     try:
-        model = model_of(reply.content["arrays"], _layout(sent.content["arrays"]))
+        model = model_of(reply.content["arrays"], ArrayLayout.of(sent.content["arrays"]))
         for key in model:
             require_finite(array_values(model[key]), key)
         examples_of(reply)
     except Refused as refused:
         return str(refused)
     return None
-
-
-def _layout(arrays: ArrayRecord) -> ArrayLayout:
-    """The keys, shapes and dtypes of ``arrays``, read without decoding them."""
-    shapes = tuple(tuple(array.shape) for array in arrays.values())
-    return ArrayLayout(tuple(arrays), shapes, tuple(np.dtype(a.dtype) for a in arrays.values()))
 
 
 def with_sent_keys(sent: Message, reply: Message) -> Message:

@@ -31,6 +31,7 @@ from flwr.common.constant import ErrorCode
 
 from stamen.clients.node_settings import secure_ca, sends_plaintext_oracle
 from stamen.messages.keys import (
+    METRICS,
     ORACLE_RECORD,
     SECURE_CONTEXT,
     SECURE_KEY,
@@ -98,7 +99,7 @@ def secure_reply(
         log.error("node %d: %s", context.node_id, reason)
         return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=msg)
     shares = shared_update(update, s2_key, str(config[SECURE_CONTEXT]), context.node_id)
-    content = RecordDict({SECURE_RECORD: shares, "metrics": MetricRecord(metrics)})
+    content = RecordDict({SECURE_RECORD: shares, METRICS: MetricRecord(metrics)})
     if config.get(SECURE_ORACLE, False) and sends_plaintext_oracle(context):
         content[ORACLE_RECORD] = ArrayRecord({"update": Array(update.numpy())})
     return Message(content, reply_to=msg)

@@ -29,6 +29,7 @@ from stamen.clients.batched_round import PreparedRound, train_together
 from stamen.devices import resolve_device
 from stamen.errors import StamenError
 from stamen.experiment import Experiment
+from stamen.messages.keys import NUM_PARTITIONS, PARTITION_ID
 from stamen.simulations.allocator import keep_freed_memory
 from stamen.simulations.ordered_grid import STAMEN_CLIENT_APP
 from stamen.simulations.results import RunRecorder, with_node_state
@@ -68,8 +69,8 @@ class InlineGrid(Grid):
                 node_id=SUPERLINK_NODE_ID + 1 + partition_id,
                 node_config={
                     **(node_config or {}),
-                    "partition-id": partition_id,
-                    "num-partitions": num_nodes,
+                    PARTITION_ID: partition_id,
+                    NUM_PARTITIONS: num_nodes,
                 },
                 state=RecordDict(),
                 run_config=dict(run_config),

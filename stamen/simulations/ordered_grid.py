@@ -27,6 +27,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
+from stamen.messages.keys import METRICS, PARTITION_ID
 from stamen.simulations.reply_screen import NO_REPLY, Dropped, refusal, with_sent_keys
 from stamen.simulations.traffic import Traffic, is_training
 
@@ -143,9 +144,9 @@ class PartitionOrderedGrid(Grid):
         ]
         found = {}
         for reply in self._grid.send_and_receive(queries, timeout=self._timeout):
-            if reply.has_error() or "partition-id" not in reply.content.get("metrics", {}):
+            if reply.has_error() or PARTITION_ID not in reply.content.get(METRICS, {}):
                 continue
-            found[reply.metadata.src_node_id] = int(reply.content["metrics"]["partition-id"])
+            found[reply.metadata.src_node_id] = int(reply.content[METRICS][PARTITION_ID])
         return found
 
     def _number(self, node_ids: list[int], level: int, why: str) -> None:

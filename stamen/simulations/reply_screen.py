@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from flwr.app import Message, RecordDict
 
 from stamen.messages.arrays import ArrayLayout, array_values, keyed_as
+from stamen.messages.keys import ARRAYS
 from stamen.messages.replies import Refused, error_of, examples_of, model_of, require_finite
 from stamen.simulations.traffic import payload_bytes
 
@@ -48,10 +49,10 @@ def refusal(sent: Message, reply: Message) -> str | None:
     size, limit = payload_bytes(reply), MAX_REPLY_RATIO * payload_bytes(sent) + _SLACK_BYTES
     if size > limit:
         return f"reply of {size / 1e6:.1f} MB over the {limit / 1e6:.1f} MB allowed"
-    if "arrays" not in reply.content.array_records or "arrays" not in sent.content.array_records:
+    if ARRAYS not in reply.content.array_records or ARRAYS not in sent.content.array_records:
         return None  # no model (e.g. secure shares, a gradient): the strategy checks it
     try:
-        model = model_of(reply.content["arrays"], ArrayLayout.of(sent.content["arrays"]))
+        model = model_of(reply.content[ARRAYS], ArrayLayout.of(sent.content[ARRAYS]))
         for key in model:
             require_finite(array_values(model[key]), key)
         examples_of(reply)
@@ -65,12 +66,12 @@ def with_sent_keys(sent: Message, reply: Message) -> Message:
     sent, in that order, when it returned them otherwise (``keyed_as``: as a list, or
     reordered), so that every strategy, flwr's FedAvg included, reads the model by name. For
     replies that ``refusal`` accepts."""
-    if reply.has_error() or any("arrays" not in m.content.array_records for m in (sent, reply)):
+    if reply.has_error() or any(ARRAYS not in m.content.array_records for m in (sent, reply)):
         return reply
-    returned = reply.content["arrays"]
-    found = keyed_as(returned, list(sent.content["arrays"].keys()))
+    returned = reply.content[ARRAYS]
+    found = keyed_as(returned, list(sent.content[ARRAYS].keys()))
     if found is None or found is returned:
         return reply
     renamed = copy(reply)  # same metadata; the reply received is left as it was
-    renamed.content = RecordDict({**reply.content, "arrays": found})
+    renamed.content = RecordDict({**reply.content, ARRAYS: found})
     return renamed

@@ -36,6 +36,7 @@ from stamen.devices import resolve_device
 from stamen.experiment import Experiment
 from stamen.federation import dataset_of, server_holdout
 from stamen.messages.arrays import ArrayLayout
+from stamen.messages.keys import ARRAYS, CONFIG
 from stamen.messages.multi_model import join_models, split_models
 from stamen.messages.replies import answered, stack_updates
 from stamen.models import create_model
@@ -101,7 +102,7 @@ class FedDFStrategy(FedAvg):
         for name in self.names:
             nodes = [node for node in node_ids if self.architecture_of(node) == name]
             named = ConfigRecord({**config, "model": name})
-            record = RecordDict({"arrays": self.state.students[name], "config": named})
+            record = RecordDict({ARRAYS: self.state.students[name], CONFIG: named})
             messages += self._construct_messages(record, nodes, message_type)
         return messages
 
@@ -115,7 +116,7 @@ class FedDFStrategy(FedAvg):
             start = self.state.students[name]
             layout = ArrayLayout.of(start)
             reference = layout.flatten(start)
-            stacked = stack_updates(group, reference, layout, key="arrays")
+            stacked = stack_updates(group, reference, layout, key=ARRAYS)
             excluded += stacked.excluded
             if not stacked.node_ids:
                 continue

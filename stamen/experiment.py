@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stamen.algorithms.aggregation.settings import AggregationSettings
+from stamen.algorithms.compression.settings import CompressionSettings
 from stamen.algorithms.distillation_settings import DistillationSettings
 from stamen.algorithms.mime.settings import MimeSettings
 from stamen.attacks.settings import AttackSettings
@@ -99,6 +100,7 @@ class RunSettings(Section):
 
 @dataclass(frozen=True)
 class Experiment(
+    CompressionSettings,
     SecureSettings,
     DistillationSettings,
     MimeSettings,

@@ -10,6 +10,9 @@ the same draws on every engine and in any order, and no two uses share a stream.
   one round (client sampling, the simulated attack, the aggregation rule's randomness,
   FedDF's distillation of architecture ``index``). Their keys carry the run seed as entropy
   and the stream in numpy's ``spawn_key``, so they can never equal a client's or a run's.
+- ``shared_generator(seed, round, *index)``: drawn alike by every client and the server in
+  one round (compression's shared coordinates of tensor ``index``), so what it draws never
+  travels; keyed like the server's streams under a spawn-key word of its own.
 
 The partitioners draw from ``default_rng(seed)`` of the run seed itself, in the order
 flwr-datasets' partitioners do (their parity tests rely on it), and LEAF's synthetic data is
@@ -49,6 +52,7 @@ class ClientStream(enum.IntEnum):
     BATCHES = 0  # its mini-batches, then its torch seed (dropout, attack noise)
     GRADIENT_BATCHES = 1  # Mime: the batches of the full-batch gradient estimate
     DROPOUT = 2  # Mime: torch's generator during its steps
+    COMPRESSION = 3  # its compressor's own randomness (QSGD's stochastic rounding)
 
 
 class ServerStream(enum.IntEnum):
@@ -62,6 +66,7 @@ class ServerStream(enum.IntEnum):
 
 
 _SERVER = 0x5E5  # first spawn-key word of every server stream
+_SHARED = 0x5A4  # first spawn-key word of the streams every party draws alike
 
 
 def run_rng(seed: int, stream: RunStream) -> np.random.Generator:
@@ -90,6 +95,12 @@ def server_generator(
     seed: int, server_round: int, stream: ServerStream, *index: int
 ) -> torch.Generator:
     return torch.Generator().manual_seed(server_seed(seed, server_round, stream, *index))
+
+
+def shared_generator(seed: int, server_round: int, *index: int) -> torch.Generator:
+    """The generator every client and the server build alike for ``index`` in one round."""
+    key = np.random.SeedSequence(seed, spawn_key=(_SHARED, server_round, *index))
+    return torch.Generator().manual_seed(int(key.generate_state(1, np.uint64)[0]) >> 1)
 
 
 _LOCK = threading.RLock()

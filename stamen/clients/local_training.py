@@ -1,7 +1,7 @@
 """One train message's work on this node: local SGD on its data (``run``; several nodes at
 once in ``batched_round``), then the reply (``reply``): the trained model, or the update
-through the node's reply chain (attack or worker momentum, clipping and noise) as a model
-or as secure shares."""
+through the node's reply chain (attack or worker momentum, clipping and noise) as a model,
+as a compressed update (``uplink``) or as secure shares."""
 
 from __future__ import annotations
 
@@ -12,25 +12,30 @@ import numpy as np
 import torch
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
+from stamen.algorithms.compression import Compression
+from stamen.algorithms.compression.settings import uplink_of
 from stamen.attacks import ClientAttack
 from stamen.clients.byzantine import client_attack
+from stamen.clients.compressed_update import MEMORY_KEY, compressed_record
 from stamen.clients.node import (
     experiment_of,
     load_global_model,
     node_attack,
     node_data,
+    node_memory,
     node_partition,
-    node_state_file,
 )
 from stamen.clients.reply_chain import chain, clipped_and_noised, poisoned, worker_momentum
 from stamen.clients.secure_update import secret_generator, secure_reply
 from stamen.clients.training import TrainSettings, train
 from stamen.clients.updates import flat_delta, with_delta
+from stamen.clients.worker_momentum import MOMENTUM_KEY
 from stamen.datasets import FederatedDataset
 from stamen.experiment import Experiment
 from stamen.messages.arrays import state_record
 from stamen.messages.keys import (
     ARRAYS,
+    COMPRESSED,
     CONFIG,
     METRICS,
     MODEL,
@@ -57,6 +62,7 @@ class LocalTraining:
     settings: TrainSettings
     attack: ClientAttack | None
     secure: bool  # reply with secret shares (secure aggregation's action)
+    compression: Compression | None  # of the update (``uplink``; never for secure shares)
     model: torch.nn.Module
     device: torch.device
     start: dict[str, torch.Tensor]  # the global model when the reply sends an update, else {}
@@ -71,13 +77,16 @@ class LocalTraining:
         seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
         data, indices = node_data(experiment, context, "train")
         attack = client_attack(experiment, partition_id, node_attack(context))
-        sends_update = attack is not None or experiment.worker_momentum > 0 or secure
+        compression = None if secure else uplink_of(experiment)
+        sends_update = any(
+            (attack is not None, experiment.worker_momentum > 0, secure, compression is not None)
+        )
         # the global model, kept only when the reply is built from the update
         start = {k: v.clone() for k, v in model.state_dict().items()} if sends_update else {}
         settings = TrainSettings.from_config(config, experiment)
         return cls(
             msg, context, experiment, config, partition_id, server_round, seed, data, indices,
-            settings, attack, secure, model, device, start,
+            settings, attack, secure, compression, model, device, start,
         )  # fmt: skip
 
     def rng(self) -> np.random.Generator:
@@ -109,6 +118,14 @@ class LocalTraining:
         update = self.transform()(flat_delta(self.start, state))
         if self.secure:
             return secure_reply(self.msg, update, self.config, self.context, metrics)
+        if self.compression is not None:
+            memory = node_memory(self.context, self.experiment, MEMORY_KEY)
+            record = compressed_record(
+                self.compression, update, state, memory, self.experiment.seed,
+                self.server_round, self.partition_id,
+            )  # fmt: skip
+            content = RecordDict({COMPRESSED: record, METRICS: MetricRecord(metrics)})
+            return Message(content, reply_to=self.msg)
         state = with_delta(self.start, state, update)
         content = RecordDict({ARRAYS: state_record(state), METRICS: MetricRecord(metrics)})
         return Message(content, reply_to=self.msg)
@@ -118,11 +135,11 @@ class LocalTraining:
         momentum) or its worker momentum, then, for secure shares, clipping and noise drawn
         from a CSPRNG."""
         beta = self.experiment.worker_momentum
-        store = node_state_file(self.experiment, self.partition_id)
         if self.attack is not None:
             first = poisoned(self.attack, self.seed)
         elif beta > 0:
-            first = worker_momentum(self.context.state, beta, self.server_round, store)
+            memory = node_memory(self.context, self.experiment, MOMENTUM_KEY)
+            first = worker_momentum(memory, beta, self.server_round)
         else:
             first = None
         protect = None

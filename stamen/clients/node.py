@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, Context
 
+from stamen.clients.round_memory import RoundMemory
 from stamen.datasets import FederatedDataset, load_dataset
 from stamen.devices import resolve_device
 from stamen.experiment import Experiment
@@ -56,11 +57,14 @@ def node_data(
     return dataset_of(experiment), partitions(experiment, num_partitions)[partition_id]
 
 
-def node_state_file(experiment: Experiment, partition_id: int) -> Path | None:
-    """Where a simulated node mirrors its own state (``node-state-dir``), if anywhere."""
-    if not experiment.node_state_dir:
-        return None
-    return Path(experiment.node_state_dir) / f"{partition_id}.pt"
+def node_memory(context: Context, experiment: Experiment, key: str) -> RoundMemory:
+    """The node's round-by-round state ``key``, mirrored to a file of ``node-state-dir`` in a
+    simulation (``<partition-id>-<key>.pt``)."""
+    store = None
+    if experiment.node_state_dir:
+        partition_id, _ = node_partition(context)
+        store = Path(experiment.node_state_dir) / f"{partition_id}-{key}.pt"
+    return RoundMemory(context.state, key, store)
 
 
 def load_global_model(

@@ -10,12 +10,11 @@ the result: the model ``start + update`` (``"arrays"``), or secret shares.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from flwr.app import RecordDict
 
 from stamen.attacks import ClientAttack
+from stamen.clients.round_memory import RoundMemory
 from stamen.clients.secure_update import clip_and_noise
 from stamen.clients.worker_momentum import apply_worker_momentum
 
@@ -39,12 +38,10 @@ def poisoned(attack: ClientAttack, seed: int) -> Transform:
     return lambda update: attack.poison_update(update, torch.Generator().manual_seed(seed))
 
 
-def worker_momentum(
-    state: RecordDict, beta: float, server_round: int, store: Path | None
-) -> Transform:
+def worker_momentum(memory: RoundMemory, beta: float, server_round: int) -> Transform:
     """The node's momentum of its updates (Karimireddy et al., arXiv 2012.10333), kept in
-    its state (and mirrored to ``store``)."""
-    return lambda update: apply_worker_momentum(state, update, beta, server_round, store)
+    its ``memory``."""
+    return lambda update: apply_worker_momentum(memory, update, beta, server_round)
 
 
 def clipped_and_noised(clip: float, noise: float, generator: torch.Generator) -> Transform:

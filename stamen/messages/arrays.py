@@ -113,6 +113,15 @@ class ArrayLayout:
         return tuple(k for k, dtype in zip(self.keys, self.dtypes) if _floating(dtype))
 
     @property
+    def float_tensors(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """The name and shape of each floating-point array, in the vector's order."""
+        return tuple(
+            (key, shape)
+            for key, shape, dtype in zip(self.keys, self.shapes, self.dtypes)
+            if _floating(dtype)
+        )
+
+    @property
     def integer_keys(self) -> tuple[str, ...]:
         return tuple(k for k, dtype in zip(self.keys, self.dtypes) if not _floating(dtype))
 

@@ -38,3 +38,7 @@ SECURE_CONTEXT, SECURE_CLIP, SECURE_NOISE = "secure-context", "secure-clip", "se
 SECURE_ORACLE = "secure-oracle"
 SECURE_ACTION = "secure"
 SECURE_TRAIN = f"{MessageType.TRAIN}.{SECURE_ACTION}"
+
+# Communication compression (clients/compressed_update.py, strategies/compressed_traffic.py):
+# a reply's compressed update, "<tensor>/<part>" (and integer arrays under their own keys).
+COMPRESSED = "compressed"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message
 
 from stamen.messages.arrays import ArrayLayout, array_of, array_values, keyed_as
 from stamen.messages.keys import NUM_EXAMPLES
@@ -79,16 +79,33 @@ def model_of(arrays: ArrayRecord, layout: ArrayLayout) -> ArrayRecord:
     if keyed is None:
         raise Refused(f"model keys {list(arrays.keys())[:4]} do not match those sent")
     for key, shape, dtype in zip(layout.keys, layout.shapes, layout.dtypes):
-        array = keyed[key]
-        if tuple(array.shape) != shape or array.dtype != str(dtype):
-            raise Refused(f"{key} has shape {tuple(array.shape)} {array.dtype}, not as sent")
-        try:  # the bytes as they are read, not only as the array declares them
-            values = array_values(array)
-        except Exception as error:  # noqa: BLE001  any unreadable array is refused
-            raise Refused(f"{key} cannot be read: {error}") from None
-        if values.shape != shape or values.dtype != dtype:
-            raise Refused(f"{key} holds {values.shape} {values.dtype}, not what it declares")
+        checked_values(keyed[key], key, shape, dtype)
     return keyed
+
+
+def arrays_as(
+    arrays: ArrayRecord, expected: dict[str, tuple[tuple[int, ...], np.dtype]]
+) -> dict[str, np.ndarray]:
+    """The values of ``arrays``, which must hold exactly the ``expected`` keys, each with its
+    shape and dtype (e.g. a compressed update's parts)."""
+    found = set(arrays.keys())
+    if found != set(expected):
+        missing, extra = sorted(set(expected) - found)[:3], sorted(found - set(expected))[:3]
+        raise Refused(f"arrays differ from those expected: missing {missing}, extra {extra}")
+    return {key: checked_values(arrays[key], key, *expected[key]) for key in expected}
+
+
+def checked_values(array: Array, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """The values of ``array``, declared and read with ``shape`` and ``dtype``."""
+    if tuple(array.shape) != shape or array.dtype != str(dtype):
+        raise Refused(f"{key} has shape {tuple(array.shape)} {array.dtype}, not {shape} {dtype}")
+    try:  # the bytes as they are read, not only as the array declares them
+        values = array_values(array)
+    except Exception as error:  # noqa: BLE001  any unreadable array is refused
+        raise Refused(f"{key} cannot be read: {error}") from None
+    if values.shape != shape or values.dtype != dtype:
+        raise Refused(f"{key} holds {values.shape} {values.dtype}, not what it declares")
+    return values
 
 
 def vector_of(arrays: ArrayRecord, key: str, size: int | None) -> torch.Tensor:

@@ -41,6 +41,7 @@ from stamen.simulations.results import RunRecorder, default_out_dir
 from stamen.simulations.rounds import run_rounds
 from stamen.simulations.secure_services import secure_services
 from stamen.strategies import build_strategy
+from stamen.strategies.compressed_traffic import with_compression
 from stamen.strategies.secure import SecureStrategy
 from stamen.strategies.seeded_sampling import SeededSampling
 
@@ -90,7 +91,7 @@ def _run(
     models: dict,
 ) -> dict:
     built = build_strategy(experiment, grid.partition_id)
-    strategy = SeededSampling(built, experiment.seed)
+    strategy = SeededSampling(with_compression(built, experiment), experiment.seed)
     strategy = RecordedStrategy(strategy, recorder, grid, experiment.min_replies)
     config = experiment.to_run_config()
     initial_arrays = join_models({name: ArrayRecord(m.state_dict()) for name, m in models.items()})

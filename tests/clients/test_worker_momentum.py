@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from flwr.app import RecordDict
 
 from stamen.clients.training import TrainSettings, minibatches
-from stamen.clients.worker_momentum import apply_worker_momentum
+from stamen.clients.round_memory import RoundMemory
+from stamen.clients.worker_momentum import MOMENTUM_KEY, apply_worker_momentum
 from stamen.datasets import load_dataset
 from stamen.federation import train_partitions
 from stamen.models import create_model
@@ -16,8 +17,12 @@ from stamen.simulations.inline_engine import run_inline
 from stamen.simulations.results import RunRecorder
 
 
+def memory_of(state: RecordDict, store=None) -> RoundMemory:
+    return RoundMemory(state, MOMENTUM_KEY, store)
+
+
 def test_momentum_accumulates_in_the_node_state():
-    state = RecordDict()
+    state = memory_of(RecordDict())
     first = apply_worker_momentum(state, torch.tensor([1.0, 2.0]), beta=0.5, server_round=1)
     second = apply_worker_momentum(state, torch.tensor([1.0, 0.0]), beta=0.5, server_round=2)
     torch.testing.assert_close(first, torch.tensor([1.0, 2.0]))
@@ -25,7 +30,7 @@ def test_momentum_accumulates_in_the_node_state():
 
 
 def test_momentum_decays_over_the_rounds_a_node_sat_out():
-    state = RecordDict()
+    state = memory_of(RecordDict())
     apply_worker_momentum(state, torch.tensor([1.0, 2.0]), beta=0.5, server_round=1)
     later = apply_worker_momentum(state, torch.tensor([1.0, 0.0]), beta=0.5, server_round=4)
     torch.testing.assert_close(later, torch.tensor([1.125, 0.25]))  # 0.5^3 * (1, 2) + (1, 0)
@@ -35,12 +40,13 @@ def test_a_round_run_again_after_a_resume_continues_the_momentum_from_before_it(
     """The node trained in rounds 1 and 3; the server stopped before finishing round 3 and
     runs it again: round 3 must continue round 1's momentum, not its own earlier attempt."""
     state, store = RecordDict(), tmp_path / "node.pt"
-    apply_worker_momentum(state, torch.tensor([1.0]), beta=0.5, server_round=1, store=store)
-    apply_worker_momentum(state, torch.tensor([10.0]), beta=0.5, server_round=3, store=store)
-    again = apply_worker_momentum(state, torch.tensor([2.0]), beta=0.5, server_round=3)
+    memory = memory_of(state, store)
+    apply_worker_momentum(memory, torch.tensor([1.0]), beta=0.5, server_round=1)
+    apply_worker_momentum(memory, torch.tensor([10.0]), beta=0.5, server_round=3)
+    again = apply_worker_momentum(memory_of(state), torch.tensor([2.0]), beta=0.5, server_round=3)
     torch.testing.assert_close(again, torch.tensor([2.25]))  # 0.5^2 * 1 + 2
     # a new process (empty state) finds round 3 (first attempt) in the store
-    fresh = apply_worker_momentum(RecordDict(), torch.tensor([2.0]), 0.5, 4, store=store)
+    fresh = apply_worker_momentum(memory_of(RecordDict(), store), torch.tensor([2.0]), 0.5, 4)
     torch.testing.assert_close(fresh, torch.tensor([0.5 * (0.25 * 1.0 + 10.0) + 2.0]))
 
 

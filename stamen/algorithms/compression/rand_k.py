@@ -1,0 +1,52 @@
+"""Random-k sparsification: k coordinates drawn uniformly without replacement.
+
+Stich, Cordonnier & Jaggi (NeurIPS 2018, arXiv 1809.07599). The coordinates come from the
+round's shared stream (the same on every client and the server for a tensor), so only the
+values travel and the server sums sparse updates directly, as Eghlidi & Jaggi (2020) do for
+random blocks; ``unbiased`` rescales the values by d/k.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from stamen.algorithms.compression.base import (
+    COMPRESSORS,
+    Compressor,
+    Draws,
+    Parts,
+    PartsLayout,
+    kept,
+    numel,
+    require_ratio,
+)
+
+
+@COMPRESSORS.register("rand-k")
+@dataclass(frozen=True)
+class RandK(Compressor):
+    ratio: float
+
+    def check(self) -> None:
+        require_ratio("rand-k", self.ratio)
+
+    def parts_layout(self, shape: tuple[int, ...]) -> PartsLayout:
+        return {"values": ((kept(self.ratio, numel(shape)),), torch.float32)}
+
+    def keep_probability(self, shape: tuple[int, ...]) -> float:
+        return kept(self.ratio, numel(shape)) / numel(shape)
+
+    def indices(self, size: int, generator: torch.Generator) -> Tensor:
+        return torch.randperm(size, generator=generator)[: kept(self.ratio, size)]
+
+    def compress(self, x: Tensor, draws: Draws, state: Parts) -> tuple[Parts, Parts]:
+        flat = x.reshape(-1)
+        return {"values": flat[self.indices(flat.numel(), draws.shared)].float()}, state
+
+    def decompress(self, parts: Parts, shape: tuple[int, ...], draws: Draws) -> Tensor:
+        out = torch.zeros(numel(shape))
+        out[self.indices(out.numel(), draws.shared)] = parts["values"]
+        return out.view(shape)

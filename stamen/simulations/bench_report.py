@@ -85,7 +85,10 @@ _STATS = (
     "rt_runs",
     "bytes-down",
     "bytes-up",
+    "mt_up",
+    "mt_total",
 )
+TRAFFIC = ("bytes-down", "bytes-up")
 
 
 def with_reference(
@@ -127,9 +130,34 @@ def with_rounds_to_target(
 def with_traffic(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """``table`` with the mean bytes per client and round, each way (``bytes-down/up``)."""
     keys = _keys(table)
-    traffic = results[results.metric.isin(["bytes-down", "bytes-up"])]
+    traffic = results[results.metric.isin(TRAFFIC)]
     means = traffic.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
     return table.merge(means.reset_index(), on=keys, how="left")
+
+
+def with_traffic_to_target(
+    table: pd.DataFrame, results: pd.DataFrame, target: float
+) -> pd.DataFrame:
+    """``table`` with the bytes a client sent (``mt_up``), and sent and received
+    (``mt_total``), in the rounds up to the first at which the run's test accuracy reaches
+    ``target``: the mean over the runs that reach it (NaN when none does)."""
+    keys = _keys(table)
+    run_keys = [*keys, SEED]
+    accuracy = results[(results.scope == "server") & (results.metric == "accuracy")]
+    first = accuracy[accuracy.value >= target].groupby(run_keys, dropna=False)["round"].min()
+    traffic = results[results.metric.isin(TRAFFIC)].merge(
+        first.rename("first").reset_index(), on=run_keys
+    )
+    traffic = traffic[traffic["round"] <= traffic["first"]]
+    per_run = traffic.pivot_table(
+        index=run_keys, columns="metric", values="value", aggfunc="sum", fill_value=0
+    ).reset_index()
+    if per_run.empty:
+        return table.assign(mt_up=float("nan"), mt_total=float("nan"))
+    per_run["mt_up"] = per_run.get("bytes-up", 0)
+    per_run["mt_total"] = per_run["mt_up"] + per_run.get("bytes-down", 0)
+    means = per_run.groupby(keys, dropna=False)[["mt_up", "mt_total"]].mean().reset_index()
+    return table.merge(means, on=keys, how="left")
 
 
 def with_metrics(
@@ -179,6 +207,8 @@ def write_table(
         header.append(f"rounds to {100 * target:g}%")
     if "bytes-down" in table.columns:
         header += ["MB down per client-round", "MB up per client-round"]
+    if "mt_up" in table.columns:
+        header += [f"MB up to {100 * target:g}%", f"MB up+down to {100 * target:g}%"]
     metrics = [c.removeprefix(METRIC) for c in table.columns if c.startswith(METRIC)]
     header += [f"{name} (%)" if _is_accuracy(name) else name for name in metrics]
     lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -199,6 +229,8 @@ def write_table(
             cells.append(f"{rounds} {reached}")
         if "bytes-down" in table.columns:
             cells += [f"{values['bytes-down'] / 1e6:.3f}", f"{values['bytes-up'] / 1e6:.3f}"]
+        if "mt_up" in table.columns:
+            cells += [_number(values[k] / 1e6, 0, 1, "{:.1f}") for k in ("mt_up", "mt_total")]
         for name in metrics:
             mean, std = values[METRIC + name], values[METRIC_STD + name]
             count = values["count"] if pd.notna(std) else 1
@@ -225,9 +257,10 @@ def _number(mean: float, std: float, count: float, form: str) -> str:
     return form.format(mean) + (f" ± {form.format(std)}" if count > 1 else "")
 
 
-def plot_grid(results: pd.DataFrame, axes: list[str], path: Path) -> None:
-    """Test accuracy per round, mean over seeds: one panel per value of the first axis, or
-    a single panel when only one axis (besides the seed) varies."""
+def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "round") -> None:
+    """Test accuracy, mean over seeds, per round (``x = "round"``) or against the megabytes a
+    client sent and received so far (``x = "MB"``): one panel per value of the first axis,
+    or a single panel when only one axis (besides the seed) varies."""
     accuracy = results[(results.scope == "server") & (results.metric == "accuracy")]
     varied = [a for a in axes if a != SEED] or axes[:1]
     panel_axis, line_axes = varied[0], varied[1:]
@@ -235,19 +268,32 @@ def plot_grid(results: pd.DataFrame, axes: list[str], path: Path) -> None:
     size = (5 * len(panels), 4) if line_axes else (8, 5)
     fig, grid = plt.subplots(1, len(panels), figsize=size, squeeze=False)
     for ax, panel in zip(grid[0], panels):
-        rows = accuracy if panel is None else accuracy[accuracy[panel_axis] == panel]
+        rows = results if panel is None else results[results[panel_axis] == panel]
         keys = line_axes or [panel_axis]
         for label, line in rows.groupby(keys, dropna=False):
-            mean = line.groupby("round").value.mean()
+            evaluated = line[(line.scope == "server") & (line.metric == "accuracy")]
+            mean = evaluated.groupby("round").value.mean()
+            where = mean.index if x == "round" else _megabytes_by_round(line).reindex(mean.index)
             ax.plot(
-                mean.index,
+                where,
                 mean.values,
                 label=" / ".join(map(str, label if isinstance(label, tuple) else (label,))),
             )
         title = panel_axis if panel is None else f"{panel_axis} = {panel}"
-        ax.set(title=title, xlabel="round", ylabel="test accuracy")
+        xlabel = "round" if x == "round" else "MB sent and received per client"
+        ax.set(title=title, xlabel=xlabel, ylabel="test accuracy")
+        if x != "round":
+            ax.set_xscale("symlog", linthresh=1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _megabytes_by_round(rows: pd.DataFrame) -> pd.Series:
+    """Per round, the megabytes a client sent and received up to it (mean over seeds)."""
+    traffic = rows[rows.metric.isin(TRAFFIC)]
+    per_round = traffic.groupby(["round", SEED]).value.sum().groupby("round").mean()
+    totals = per_round.reindex(range(int(rows["round"].max()) + 1), fill_value=0.0)
+    return totals.cumsum() / 1e6

@@ -37,6 +37,7 @@ from stamen.simulations.bench_report import (
     with_reference,
     with_rounds_to_target,
     with_traffic,
+    with_traffic_to_target,
     write_table,
 )
 from stamen.simulations.inline_engine import run_inline
@@ -158,10 +159,14 @@ def bench(
             table = with_rounds_to_target(table, results, grid.target)
         if grid.traffic:
             table = with_traffic(table, results)
+        if grid.traffic and grid.target is not None:
+            table = with_traffic_to_target(table, results, grid.target)
         if grid.columns:
             table = with_metrics(table, results, list(grid.columns), last)
         write_table(table, out_dir / "table.md", grid.name, target=grid.target)
         plot_grid(results, axes, out_dir / "accuracy.png")
+        if grid.traffic:
+            plot_grid(results, axes, out_dir / "accuracy-traffic.png", x="MB")
     for failure in failures:
         console.print(f"[red]{failure}[/]", soft_wrap=True)
     console.print(f"results: {out_dir}")

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from flwr.app import RecordDict
 
-from stamen.clients.training import TrainSettings, minibatches
 from stamen.clients.round_memory import RoundMemory
+from stamen.clients.training import TrainSettings, minibatches
 from stamen.clients.worker_momentum import MOMENTUM_KEY, apply_worker_momentum
 from stamen.datasets import load_dataset
 from stamen.federation import train_partitions

@@ -28,6 +28,10 @@ SETTINGS = {
     # FedAvg-style local training: several steps with momentum, sampled clients
     "fedavg-local-steps": dict(local_steps=3, momentum=0.9, fraction_train=0.5),
     "label-flip": dict(attack="label-flip", num_byzantine=2, local_steps=2),
+    # compressed replies with error-feedback memory in the node state
+    "uplink-ef-random-block": dict(
+        uplink="ef | random-block(ratio=0.25)", local_steps=3, fraction_train=0.5
+    ),
 }
 
 

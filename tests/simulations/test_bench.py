@@ -18,6 +18,7 @@ from stamen.simulations.bench_report import (
     with_reference,
     with_rounds_to_target,
     with_traffic,
+    with_traffic_to_target,
     write_table,
 )
 
@@ -226,6 +227,33 @@ def test_rounds_to_target_and_traffic_columns(tmp_path):
     write_table(table, tmp_path / "table.md", "t", target=0.5)
     text = (tmp_path / "table.md").read_text()
     assert "rounds to 50%" in text and "| 3 ± 1 (2/3) | 3.000 | 1.000 |" in text
+
+
+def test_megabytes_to_target_sum_each_run_s_traffic_until_it_reaches_the_target(tmp_path):
+    """Seed 0 reaches 0.5 at round 2, seed 1 at round 3, seed 2 never: the column averages
+    the first two runs' bytes of rounds 1..2 and 1..3."""
+    curves = {0: [0.1, 0.3, 0.6, 0.7], 1: [0.1, 0.2, 0.4, 0.5], 2: [0.1, 0.1, 0.1, 0.1]}
+    server = [
+        {"scope": "server", "metric": "accuracy", "round": r, "value": v, "seed": seed}
+        for seed, curve in curves.items()
+        for r, v in enumerate(curve)
+    ]
+    clients = [
+        {"scope": "clients", "metric": metric, "round": r, "value": value, "seed": seed}
+        for seed in curves
+        for r in (1, 2, 3)
+        for metric, value in [("bytes-down", 4e6), ("bytes-up", 1e6 * r)]
+    ]
+    results = pd.DataFrame(server + clients).assign(rule="a")
+    table = final_accuracy_table(results, ["rule", "seed"])
+    table = with_traffic_to_target(with_traffic(table, results), results, 0.5)
+    assert table["mt_up"].iloc[0] == ((1 + 2) + (1 + 2 + 3)) * 1e6 / 2
+    assert table["mt_total"].iloc[0] == (3e6 + 8e6 + 6e6 + 12e6) / 2
+    write_table(with_rounds_to_target(table, results, 0.5), tmp_path / "table.md", "t", target=0.5)
+    text = (tmp_path / "table.md").read_text()
+    assert "| MB up to 50% | MB up+down to 50% |" in text and "| 4.5 | 14.5 |" in text
+    plot_grid(results, ["rule", "seed"], tmp_path / "traffic.png", x="MB")
+    assert (tmp_path / "traffic.png").stat().st_size > 0
 
 
 def test_more_metric_columns_server_ones_over_the_last_evaluations(tmp_path):

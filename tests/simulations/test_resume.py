@@ -34,6 +34,15 @@ STATEFUL = {
     ),
     "mime-adam": dict(strategy="mime", base_optimizer="adam", lr=0.01, gradient_batches=2),
     "fedavgm": dict(strategy="fedavgm", server_momentum=0.9, server_lr=0.5),
+    # compressed replies: error-feedback memory and PowerSGD's warm start at the nodes
+    "uplink-ef-powersgd": dict(uplink="ef | powersgd(rank=1)", fraction_train=0.5),
+    "uplink-ef-qsgd-robust": dict(
+        strategy="robust",
+        aggregator="median",
+        uplink="ef | qsgd(levels=2)",
+        worker_momentum=0.5,
+        fraction_train=0.5,
+    ),
     # one student per architecture
     "feddf-heterogeneous": dict(
         strategy="feddf",

@@ -122,13 +122,8 @@ def test_qsgd_levels_lie_between_the_two_nearest_levels():
         parts, out = roundtrip(QSGD(levels=4), x, private_seed=private_seed)
         levels = parts["levels"].tolist()
         assert levels[0] in (2, 3) and levels[1] in (3, 4) and levels[2] == 0
-        torch.testing.assert_close(
-            out,
-            5.0
-            * torch.tensor([1.0, -1.0, 1.0])
-            * torch.tensor([float(level) for level in levels])
-            / 4,
-        )
+        signs = torch.tensor([1.0, -1.0, 1.0])  # zero counts as +
+        torch.testing.assert_close(out, 5.0 * signs * torch.tensor(levels).float() / 4)
 
 
 @pytest.mark.parametrize(

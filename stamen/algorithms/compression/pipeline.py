@@ -115,7 +115,10 @@ def parse_compression(spec: str) -> Compression | None:
                 f"[ef |] [unbiased |] compressor, compressor one of {', '.join(COMPRESSORS)}"
             )
     if len(set(wrappers)) != len(wrappers):
-        raise ConfigError(f"bad compression {spec!r}: a wrapper is given twice")
+        raise ConfigError(
+            f"bad compression {spec!r}: a wrapper is given twice; write [ef |] [unbiased |] "
+            f"compressor"
+        )
     name, _ = parse_spec(last, "compressor")
     if name in WRAPPERS or name == NONE:
         raise ConfigError(

@@ -60,6 +60,8 @@ class QSGD(Compressor):
         return parts, state
 
     def decompress(self, parts: Parts, shape: tuple[int, ...], draws: Draws) -> Tensor:
+        if float(parts["norm"]) < 0:
+            raise MalformedPayload(f"qsgd norm {float(parts['norm'])} is negative")
         levels = parts["levels"].to(torch.float32)
         if len(levels) and float(levels.max()) > self.levels:
             raise MalformedPayload(f"qsgd level {float(levels.max()):.0f} over {self.levels}")

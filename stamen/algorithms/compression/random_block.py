@@ -42,7 +42,7 @@ class RandomBlock(Compressor):
     def block(self, size: int, generator: torch.Generator) -> tuple[slice, slice]:
         """The block as at most two slices: from its offset, then wrapped from 0."""
         k = kept(self.ratio, size)
-        offset = int(torch.randint(size, (1,), generator=generator))
+        offset = int(torch.randint(size, (1,), generator=generator)) if size else 0
         end = offset + k
         return slice(offset, min(end, size)), slice(0, max(end - size, 0))
 

@@ -16,6 +16,7 @@ from stamen.algorithms.compression.base import (
     COMPRESSORS,
     Compressor,
     Draws,
+    MalformedPayload,
     Parts,
     PartsLayout,
     numel,
@@ -35,9 +36,11 @@ class ScaledSign(Compressor):
 
     def compress(self, x: Tensor, draws: Draws, state: Parts) -> tuple[Parts, Parts]:
         flat = x.reshape(-1).float()
-        scale = flat.abs().mean().reshape(1)
+        scale = (flat.abs().sum() / max(flat.numel(), 1)).reshape(1)
         return {"signs": pack_bits(flat >= 0), "scale": scale}, state
 
     def decompress(self, parts: Parts, shape: tuple[int, ...], draws: Draws) -> Tensor:
+        if float(parts["scale"]) < 0:
+            raise MalformedPayload(f"sign scale {float(parts['scale'])} is negative")
         positive = unpack_bits(parts["signs"], numel(shape))
         return (parts["scale"] * (2 * positive.float() - 1)).view(shape)

@@ -50,6 +50,8 @@ class TopK(Compressor):
         indices = parts["indices"].long()
         if len(indices) and int(indices.max()) >= size:
             raise MalformedPayload(f"top-k index {int(indices.max())} out of range {size}")
+        if len(indices.unique()) != len(indices):
+            raise MalformedPayload("top-k indices repeat")
         out = torch.zeros(size)
         out[indices] = parts["values"]
         return out.view(shape)

@@ -294,6 +294,34 @@ def test_other_malformed_payloads_are_refused(spec, key, value):
         compression.decompress(tamper(payload, key, value), tensors, RoundDraws(0, 1))
 
 
+@pytest.mark.parametrize(
+    ("spec", "key", "value", "message"),
+    [
+        ("sign", "w/scale", torch.tensor([-1.0]), "sign scale -1.0 is negative"),
+        ("qsgd(levels=4)", "w/norm", torch.tensor([-2.0]), "qsgd norm -2.0 is negative"),
+        ("top-k(ratio=0.5)", "w/indices", torch.zeros(6, dtype=torch.uint8), "indices repeat"),
+    ],
+)
+def test_what_no_honest_sender_sends_is_refused(spec, key, value, message):
+    """A negative scale or norm flips the decoded tensor; repeated indices hide values."""
+    tensors = [("w", (3, 4))]
+    compression, payload = valid_payload(spec, tensors)
+    with pytest.raises(MalformedPayload, match=message):
+        compression.decompress(tamper(payload, key, value), tensors, RoundDraws(0, 1))
+
+
+@pytest.mark.parametrize(
+    "spec", ["ef | random-block(ratio=0.5)", "ef | sign", "ef | top-k(ratio=0.5)"]
+)
+def test_a_tensor_without_values_travels_as_nothing(spec):
+    tensors = [("empty", (0, 4)), ("w", (3,))]
+    compression = parse_compression(spec)
+    update = torch.tensor([1.0, -2.0, 3.0])
+    payload, state = compression.compress(update, tensors, RoundDraws(0, 1), {})
+    sent = compression.decompress(payload, tensors, RoundDraws(0, 1))
+    torch.testing.assert_close(sent + state["memory"], update)
+
+
 # --- specs -----------------------------------------------------------------------------------
 
 

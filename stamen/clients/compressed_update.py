@@ -1,9 +1,8 @@
 """A client's update as the compressed payload its reply carries (``"compressed"``).
 
 The update (after the reply chain: attack or worker momentum) is compressed tensor by tensor
-(``stamen.algorithms.compression``); the record holds each tensor's parts under
-``"<tensor>/<part>"`` and the model's integer arrays (BatchNorm's counters) under their own
-keys. The compressor's state (error-feedback memory, PowerSGD's warm start) is the node's
+(``stamen.algorithms.compression``) and put on the wire as ``stamen.messages.compressed``
+says. The compressor's state (error-feedback memory, PowerSGD's warm start) is the node's
 ``RoundMemory``, mirrored for ``--resume`` like worker momentum. The compressor's own
 randomness is the node's stream of the round; shared coordinates come from the run's.
 """
@@ -15,13 +14,14 @@ from flwr.app import ArrayRecord
 
 from stamen.algorithms.compression import Compression, RoundDraws
 from stamen.clients.round_memory import RoundMemory
-from stamen.messages.arrays import ArrayLayout, State, array_of, tensors_record
+from stamen.messages.arrays import ArrayLayout, State
+from stamen.messages.compressed import compressed_record
 from stamen.seeding import ClientStream, client_rng
 
 MEMORY_KEY = "uplink-memory"
 
 
-def compressed_record(
+def compress_update(
     compression: Compression,
     update: torch.Tensor,
     trained: State,
@@ -40,7 +40,4 @@ def compressed_record(
     )
     if state:
         memory.put(server_round, state)
-    record = tensors_record(payload)
-    for key in layout.integer_keys:
-        record[key] = array_of(trained[key])
-    return record
+    return compressed_record(payload, {key: trained[key] for key in layout.integer_keys})

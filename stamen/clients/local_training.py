@@ -16,7 +16,7 @@ from stamen.algorithms.compression import Compression
 from stamen.algorithms.compression.settings import uplink_of
 from stamen.attacks import ClientAttack
 from stamen.clients.byzantine import client_attack
-from stamen.clients.compressed_update import MEMORY_KEY, compressed_record
+from stamen.clients.compressed_update import MEMORY_KEY, compress_update
 from stamen.clients.node import (
     experiment_of,
     load_global_model,
@@ -25,6 +25,7 @@ from stamen.clients.node import (
     node_memory,
     node_partition,
 )
+from stamen.clients.received_model import received_model
 from stamen.clients.reply_chain import chain, clipped_and_noised, poisoned, worker_momentum
 from stamen.clients.secure_update import secret_generator, secure_reply
 from stamen.clients.training import TrainSettings, train
@@ -72,7 +73,8 @@ class LocalTraining:
         experiment = experiment_of(context)
         partition_id, _ = node_partition(context)
         config = msg.content.get(CONFIG, ConfigRecord())
-        model, device = load_global_model(experiment, msg.content[ARRAYS], config.get(MODEL))
+        arrays = received_model(msg, context, experiment)
+        model, device = load_global_model(experiment, arrays, config.get(MODEL))
         server_round = int(config.get(SERVER_ROUND, 0))
         seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
         data, indices = node_data(experiment, context, "train")
@@ -120,7 +122,7 @@ class LocalTraining:
             return secure_reply(self.msg, update, self.config, self.context, metrics)
         if self.compression is not None:
             memory = node_memory(self.context, self.experiment, MEMORY_KEY)
-            record = compressed_record(
+            record = compress_update(
                 self.compression, update, state, memory, self.experiment.seed,
                 self.server_round, self.partition_id,
             )  # fmt: skip

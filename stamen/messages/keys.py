@@ -39,6 +39,9 @@ SECURE_ORACLE = "secure-oracle"
 SECURE_ACTION = "secure"
 SECURE_TRAIN = f"{MessageType.TRAIN}.{SECURE_ACTION}"
 
-# Communication compression (clients/compressed_update.py, strategies/compressed_traffic.py):
-# a reply's compressed update, "<tensor>/<part>" (and integer arrays under their own keys).
+# Communication compression (clients/compressed_update.py, clients/received_model.py,
+# strategies/compressed_traffic.py): a reply's compressed update, and a train message's
+# compressed change of the global model since round DOWNLINK_BASE (config), each under
+# "<tensor>/<part>", with the model's integer arrays under their own keys.
 COMPRESSED = "compressed"
+DOWNLINK, DOWNLINK_BASE = "downlink", "downlink-base"

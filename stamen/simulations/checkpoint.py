@@ -5,8 +5,10 @@ dataclass of Stamen's strategies (e.g. the centered-clipping centre and server m
 Mime's optimizer state, FedDF's students) or the attributes of flwr's own (e.g. FedAvgM's
 momentum vector). No random state is needed: every draw of the server (client sampling,
 bucketing, simulated attacks) and of the clients is seeded from ``(seed, round, ...)``, so
-round ``r + 1`` draws the same whether or not the run stopped after round ``r``. Clients'
-own state (worker momentum) is kept by the nodes (``stamen.clients.worker_momentum``).
+round ``r + 1`` draws the same whether or not the run stopped after round ``r``. The state
+of wrappers around the strategy that keep one (the compressed downlink's model and memory)
+is saved beside it. Clients' own state (worker momentum, compression memory) is kept by the
+nodes (``stamen.clients.round_memory``).
 
 The file is ``torch.save`` of plain values and tensors (``state_encoding``), read back with
 ``torch.load(weights_only=True)``: loading a checkpoint never imports or calls code, so a
@@ -22,7 +24,7 @@ import os
 import pickle
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ class Checkpoint:
     round: int
     arrays: ArrayRecord
     strategy_state: Any
+    wrapper_states: dict[str, Any] = field(default_factory=dict)  # by the wrapper's class
 
 
 class CheckpointWriter:
@@ -99,7 +102,10 @@ def load_checkpoint(out_dir: Path) -> Checkpoint:
         raise StamenError(refused)
     try:
         checkpoint = Checkpoint(
-            content["round"], decode(content["arrays"]), decode(content["strategy_state"])
+            content["round"],
+            decode(content["arrays"]),
+            decode(content["strategy_state"]),
+            decode(content.get("wrapper_states", {})),
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise StamenError(f"{path}: {exc}; delete it and run afresh") from exc
@@ -114,6 +120,7 @@ def _serialise(checkpoint: Checkpoint) -> bytes:
         "round": checkpoint.round,
         "arrays": encode(checkpoint.arrays),
         "strategy_state": encode(checkpoint.strategy_state),
+        "wrapper_states": encode(checkpoint.wrapper_states),
     }
     buffer = io.BytesIO()
     torch.save(content, buffer)
@@ -136,6 +143,24 @@ def restore_strategy_state(strategy: Strategy, state: Any) -> None:
         inner.state = state
     else:
         vars(inner).update(state)
+
+
+def wrapper_states(strategy: Strategy) -> dict[str, Any]:
+    """The ``state`` of each wrapper around the strategy that has one (the compressed
+    downlink's), by the wrapper's class name."""
+    states = {}
+    while isinstance(strategy, StrategyWrapper):
+        if hasattr(strategy, "state"):
+            states[type(strategy).__name__] = strategy.state
+        strategy = strategy.strategy
+    return states
+
+
+def restore_wrapper_states(strategy: Strategy, states: dict[str, Any]) -> None:
+    while isinstance(strategy, StrategyWrapper):
+        if type(strategy).__name__ in states:
+            strategy.state = states[type(strategy).__name__]
+        strategy = strategy.strategy
 
 
 def _innermost(strategy: Strategy) -> Strategy:

@@ -29,7 +29,9 @@ from stamen.simulations.checkpoint import (
     CheckpointWriter,
     load_checkpoint,
     restore_strategy_state,
+    restore_wrapper_states,
     strategy_state,
+    wrapper_states,
 )
 from stamen.simulations.ordered_grid import (
     STAMEN_CLIENT_APP,
@@ -91,7 +93,8 @@ def _run(
     models: dict,
 ) -> dict:
     built = build_strategy(experiment, grid.partition_id)
-    strategy = SeededSampling(with_compression(built, experiment), experiment.seed)
+    served = with_compression(built, experiment)
+    strategy = SeededSampling(served, experiment.seed)
     strategy = RecordedStrategy(strategy, recorder, grid, experiment.min_replies)
     config = experiment.to_run_config()
     initial_arrays = join_models({name: ArrayRecord(m.state_dict()) for name, m in models.items()})
@@ -99,6 +102,7 @@ def _run(
     if experiment.resume:
         checkpoint = load_checkpoint(recorder.out_dir)
         restore_strategy_state(built, checkpoint.strategy_state)
+        restore_wrapper_states(served, checkpoint.wrapper_states)
         arrays, first_round = checkpoint.arrays, checkpoint.round + 1
         recorder.keep_rounds_through(checkpoint.round)
         log(INFO, "Resuming %s after round %d", recorder.out_dir, checkpoint.round)
@@ -106,7 +110,8 @@ def _run(
     checkpoints = CheckpointWriter(recorder.out_dir)
 
     def round_done(server_round: int, arrays: ArrayRecord) -> None:
-        checkpoints.save(Checkpoint(server_round, arrays, strategy_state(built)))
+        state = strategy_state(built)
+        checkpoints.save(Checkpoint(server_round, arrays, state, wrapper_states(served)))
 
     try:
         arrays = run_rounds(

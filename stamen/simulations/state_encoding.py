@@ -25,14 +25,15 @@ import torch
 from flwr.app import ArrayRecord
 
 from stamen.attacks.mimic import MimicState
+from stamen.strategies.compressed_traffic import DownlinkState
 from stamen.strategies.feddf import FedDFState
 from stamen.strategies.mime import MimeState
 from stamen.strategies.server_step import RobustState
 
 # The dataclasses a checkpoint may hold: the strategies' states (RobustState: the robust and
-# secure strategies') and the attacks' states.
+# secure strategies'), the attacks' states and the compressed downlink's.
 STATE_CLASSES: dict[str, type] = {
-    cls.__name__: cls for cls in (RobustState, MimeState, FedDFState, MimicState)
+    cls.__name__: cls for cls in (RobustState, MimeState, FedDFState, MimicState, DownlinkState)
 }
 # Exact types: subclasses (NumPy's float64, an IntEnum) would be pickled as their own class.
 _PLAIN = (type(None), bool, int, float, str)

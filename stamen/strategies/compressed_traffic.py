@@ -1,45 +1,77 @@
-"""The server's side of communication compression: the clients' compressed updates become
-models before the strategy sees them, so every strategy (flwr's FedAvg, robust aggregation,
-FedDF) aggregates them unchanged and compression x robust aggregation is a grid axis.
+"""The server's side of communication compression, around any strategy: the strategy sends
+and receives whole models, the wire carries compressed ones.
 
-``configure_train`` records the arrays each node is sent. A reply carrying ``"compressed"``
-must hold exactly the parts the compressor sends for that model, with their shapes and dtypes
-(and the model's integer arrays); it is decompressed (``stamen.algorithms.compression``; the
-shared coordinates are drawn as the clients drew them) into ``sent + update``. A reply that
-fails is excluded, logged and counted (``excluded-compressed``). Replies with a model pass
-unchanged: a ClientApp that does not compress still takes part.
+**Uplink** (``uplink``): a reply carrying ``"compressed"`` must hold exactly the parts the
+compressor sends for the model the node was sent (``stamen.messages.compressed``); it is
+decompressed (the shared coordinates drawn as the clients drew them) into the model
+``sent + update`` before the strategy sees it, so every strategy (flwr's FedAvg, robust
+aggregation, FedDF) aggregates it unchanged and compression x robust aggregation is a grid
+axis. A reply that fails is excluded, logged and counted (``excluded-compressed``); replies
+with a model pass (a ClientApp that does not compress still takes part).
+
+**Downlink** (``downlink``): the server keeps the model the clients hold, ``x_hat``. Each
+round it compresses the change of its model ``x_t - x_{t-1}`` (with ``ef``, plus its memory,
+which is then ``x_t - x_hat_t``: the server's error feedback) and advances
+``x_hat <- x_hat + C(...)``; a node that replied to the previous round's message gets the
+compressed change (``"downlink"``), any other node (first round, not sampled or failed last
+round, after a resume) the whole ``x_hat``. Clients train from ``x_hat``; their updates are
+applied to the strategy's own ``x_t`` (a reply's model becomes ``x_t + (model - x_hat)``), as in
+double-compression methods. ``x_hat``, the previous model and the compressor's state are the
+wrapper's ``state``, checkpointed with the strategy's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from copy import copy
+from dataclasses import dataclass, field, replace
 from logging import WARNING
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from stamen.algorithms.compression import DOWNLINK as DOWNLINK_CHANNEL
 from stamen.algorithms.compression import Compression, MalformedPayload, RoundDraws
-from stamen.algorithms.compression.settings import uplink_of
+from stamen.algorithms.compression.settings import downlink_of, uplink_of
 from stamen.experiment import Experiment
-from stamen.messages.arrays import ArrayLayout, array_of
-from stamen.messages.keys import ARRAYS, COMPRESSED
-from stamen.messages.replies import Refused, arrays_as
+from stamen.messages.arrays import ArrayLayout
+from stamen.messages.compressed import compressed_record, read_compressed
+from stamen.messages.keys import ARRAYS, COMPRESSED, CONFIG, DOWNLINK, DOWNLINK_BASE
+from stamen.messages.replies import Refused
 from stamen.strategies.wrapper import StrategyWrapper
 
 
-class CompressedTraffic(StrategyWrapper):
-    """Runs ``strategy`` on replies whose compressed updates (``uplink``) are decompressed."""
+@dataclass(frozen=True)
+class DownlinkState:
+    """What the server keeps for the downlink (checkpointed under this name): the model the
+    clients hold and its round, the strategy's model of that round, the compressor's state."""
 
-    def __init__(self, strategy: Strategy, uplink: Compression, seed: int) -> None:
+    held: ArrayRecord | None = None
+    held_round: int = 0
+    previous: torch.Tensor | None = None  # the strategy's model of held_round, flattened
+    compressor: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class CompressedTraffic(StrategyWrapper):
+    """Runs ``strategy`` with compressed replies (``uplink``) and messages (``downlink``)."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        uplink: Compression | None,
+        seed: int,
+        downlink: Compression | None = None,
+    ) -> None:
         super().__init__(strategy)
-        self.uplink = uplink
-        self.seed = seed
-        self.sent: dict[int, ArrayRecord] = {}
+        self.uplink, self.downlink, self.seed = uplink, downlink, seed
+        self.state = DownlinkState()
+        self.sent: dict[int, ArrayRecord] = {}  # the strategy's model sent to each node
+        self.held: ArrayRecord | None = None  # the model the nodes hold this round
+        self.messaged: set[int] = set()  # nodes sent this round's model
+        self.holders: set[int] = set()  # nodes that replied to the last message sent
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -50,15 +82,61 @@ class CompressedTraffic(StrategyWrapper):
             for m in messages
             if ARRAYS in m.content.array_records
         }
+        self.held = None
+        if self.downlink is not None and messages:
+            messages = self._compressed_messages(server_round, arrays, messages)
         return messages
+
+    def _compressed_messages(
+        self, server_round: int, arrays: ArrayRecord, messages: list[Message]
+    ) -> list[Message]:
+        layout = ArrayLayout.of(arrays)
+        model = layout.flatten(arrays)
+        state, change = self.state, None
+        if state.held is None:  # the first round: everybody gets the model itself
+            held = arrays
+        else:
+            draws = RoundDraws(self.seed, server_round, channel=DOWNLINK_CHANNEL)
+            tensors = layout.float_tensors
+            payload, compressor = self.downlink.compress(
+                model - state.previous, tensors, draws, state.compressor
+            )
+            advanced = layout.flatten(state.held) + self.downlink.decompress(
+                payload, tensors, draws
+            )
+            held = layout.unflatten(advanced, arrays)
+            integers = {key: arrays[key].numpy() for key in layout.integer_keys}
+            change = compressed_record(payload, integers)
+            state = replace(state, compressor=compressor)
+        base = state.held_round
+        out = []
+        for message in messages:
+            content = dict(message.content.items())
+            if change is not None and message.metadata.dst_node_id in self.holders:
+                del content[ARRAYS]
+                content[DOWNLINK] = change
+                content[CONFIG] = ConfigRecord({**content[CONFIG], DOWNLINK_BASE: base})
+            else:
+                content[ARRAYS] = held
+            compressed = copy(message)
+            compressed.content = RecordDict(content)
+            out.append(compressed)
+        self.state = replace(state, held=held, held_round=server_round, previous=model)
+        self.held, self.messaged = held, {m.metadata.dst_node_id for m in messages}
+        self.holders = set()  # until they reply
+        return out
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        if self.held is not None:  # the nodes that replied hold this round's model
+            self.holders = {r.metadata.src_node_id for r in replies if not r.has_error()}
+            self.holders &= self.messaged
         kept, excluded = [], 0
         for reply in replies:
             try:
-                kept.append(self._decompressed(server_round, reply))
+                kept.append(self._as_strategy_model(server_round, reply))
             except Refused as refused:
                 node = reply.metadata.src_node_id
                 log(WARNING, "compressed reply of node %s excluded: %s", node, refused)
@@ -68,41 +146,51 @@ class CompressedTraffic(StrategyWrapper):
             metrics = MetricRecord({**(metrics or {}), "excluded-compressed": excluded})
         return arrays, metrics
 
-    def _decompressed(self, server_round: int, reply: Message) -> Message:
-        """``reply`` with its compressed update replaced by the model ``sent + update``."""
-        if reply.has_error() or COMPRESSED not in reply.content.array_records:
+    def _as_strategy_model(self, server_round: int, reply: Message) -> Message:
+        """``reply`` with the model ``sent + update``: its compressed update decompressed, its
+        update relative to the model the node held when the downlink is compressed."""
+        compressed = COMPRESSED in reply.content.array_records
+        if reply.has_error() or not (compressed or self.held is not None):
             return reply
+        if ARRAYS not in reply.content.array_records and not compressed:
+            return reply  # not a model: the strategy checks it
         sent = self.sent.get(reply.metadata.src_node_id)
         if sent is None:
             raise Refused("no model was sent to this node this round")
         layout = ArrayLayout.of(sent)
-        parts = {
-            key: (shape, _numpy_dtype(dtype))
-            for key, (shape, dtype) in self.uplink.payload_layout(layout.float_tensors).items()
-        }
-        integers = dict(zip(layout.keys, zip(layout.shapes, layout.dtypes)))
-        expected = {**parts, **{key: integers[key] for key in layout.integer_keys}}
-        values = arrays_as(reply.content[COMPRESSED], expected)
-        payload = {key: torch.from_numpy(np.array(values[key])) for key in parts}
+        if compressed:
+            update, integers = self._uplink_update(server_round, reply.content[COMPRESSED], layout)
+        else:
+            model = reply.content[ARRAYS]
+            if layout.conformed(model) is None:
+                return reply  # the grid's screen has checked it: another form, passed on
+            update = layout.flatten(model) - layout.flatten(self.held)
+            integers = model
+        strategy_model = layout.unflatten(layout.flatten(sent) + update, integers)
+        content = {name: rec for name, rec in reply.content.items() if name != COMPRESSED}
+        converted = copy(reply)  # same metadata
+        converted.content = RecordDict({**content, ARRAYS: strategy_model})
+        return converted
+
+    def _uplink_update(
+        self, server_round: int, record: ArrayRecord, layout: ArrayLayout
+    ) -> tuple[torch.Tensor, ArrayRecord]:
+        if self.uplink is None:
+            raise Refused("a compressed reply, but this run does not compress the uplink")
+        parts = self.uplink.payload_layout(layout.float_tensors)
+        payload, integers = read_compressed(record, parts, layout)
         try:
             update = self.uplink.decompress(
                 payload, layout.float_tensors, RoundDraws(self.seed, server_round)
             )
         except MalformedPayload as malformed:
             raise Refused(str(malformed)) from None
-        integer_arrays = ArrayRecord({key: array_of(values[key]) for key in layout.integer_keys})
-        model = layout.unflatten(layout.flatten(sent) + update, integer_arrays)
-        content = {name: record for name, record in reply.content.items() if name != COMPRESSED}
-        decompressed = copy(reply)  # same metadata
-        decompressed.content = RecordDict({**content, ARRAYS: model})
-        return decompressed
+        return update, integers
 
 
 def with_compression(strategy: Strategy, experiment: Experiment) -> Strategy:
-    """``strategy``, wrapped to decompress the clients' updates when the run compresses them."""
-    uplink = uplink_of(experiment)
-    return strategy if uplink is None else CompressedTraffic(strategy, uplink, experiment.seed)
-
-
-def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
-    return torch.empty(0, dtype=dtype).numpy().dtype
+    """``strategy``, wrapped when the run compresses its traffic either way."""
+    uplink, downlink = uplink_of(experiment), downlink_of(experiment)
+    if uplink is None and downlink is None:
+        return strategy
+    return CompressedTraffic(strategy, uplink, experiment.seed, downlink)

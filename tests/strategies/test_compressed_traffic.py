@@ -10,7 +10,7 @@ from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 from stamen.algorithms.aggregation import parse_pipeline
 from stamen.algorithms.compression import parse_compression
 from stamen.clients.client_app import app as client_app
-from stamen.clients.compressed_update import compressed_record
+from stamen.clients.compressed_update import compress_update
 from stamen.clients.round_memory import RoundMemory
 from stamen.messages.arrays import array_of
 from stamen.simulations.inline_engine import InlineGrid
@@ -36,7 +36,7 @@ def compressed(w, count=5) -> ArrayRecord:
     trained = {"w": torch.tensor(w, dtype=torch.float32), "count": torch.tensor(count)}
     update = trained["w"].reshape(-1)
     memory = RoundMemory(RecordDict(), "uplink-memory")
-    return compressed_record(TOP_HALF, update, trained, memory, 0, 1, 0)
+    return compress_update(TOP_HALF, update, trained, memory, 0, 1, 0)
 
 
 def server(nodes=(2, 3, 4, 5, 6, 7, 8, 9)) -> CompressedTraffic:

@@ -8,6 +8,8 @@ compressor is one new file.
 
 from stamen.algorithms.compression.base import (
     COMPRESSORS,
+    DOWNLINK,
+    UPLINK,
     Compressor,
     Draws,
     MalformedPayload,
@@ -21,6 +23,8 @@ import_package_modules(__name__, __path__)
 
 __all__ = [
     "COMPRESSORS",
+    "DOWNLINK",
+    "UPLINK",
     "Compression",
     "Compressor",
     "Draws",

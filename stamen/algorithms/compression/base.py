@@ -42,20 +42,27 @@ class Draws:
     private: torch.Generator  # the sender's own
 
 
+UPLINK: tuple[int, ...] = ()
+DOWNLINK: tuple[int, ...] = (1,)
+
+
 @dataclass(frozen=True)
 class RoundDraws:
-    """The streams of one round: ``shared`` from (run seed, round, tensor index), the same
-    for every client and the server; ``private`` from the sender's own seed."""
+    """The streams of one round: ``shared`` from (run seed, round, tensor index, channel),
+    the same for every client and the server; ``private`` from the sender's own seed. The
+    channel (``UPLINK``, ``DOWNLINK``) keeps the server's coordinates apart from the clients'."""
 
     seed: int
     server_round: int
     private_seed: int = 0
+    channel: tuple[int, ...] = UPLINK
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_private", torch.Generator().manual_seed(self.private_seed))
 
     def of(self, tensor: int) -> Draws:
-        return Draws(shared_generator(self.seed, self.server_round, tensor), self._private)
+        shared = shared_generator(self.seed, self.server_round, tensor, *self.channel)
+        return Draws(shared, self._private)
 
 
 class Compressor(ABC):

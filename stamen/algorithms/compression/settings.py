@@ -1,7 +1,9 @@
-"""The run-config key of communication compression: ``uplink``, the compression of each
-client's update (``"none"``, or e.g. ``"ef | random-block(ratio=0.01)"``), checked before any
-round runs. Strategies whose clients reply with something else than a model (secure shares,
-Mime's steps) refuse it."""
+"""The run-config keys of communication compression, checked before any round runs:
+``uplink``, the compression of each client's update (``"none"``, or e.g.
+``"ef | random-block(ratio=0.01)"``), and ``downlink``, of the change of the global model the
+server sends (``ef``: the server's own error feedback). Strategies whose messages carry
+something else than one model (secure shares, Mime's steps; FedDF with several
+architectures, for the downlink) refuse them."""
 
 from __future__ import annotations
 
@@ -19,18 +21,28 @@ UNCOMPRESSED_STRATEGIES = ("mime", "mimelite", "secure")
 @dataclass(frozen=True)
 class CompressionSettings(Section):
     uplink: str = "none"
+    downlink: str = "none"
 
     def check(self) -> None:
-        if uplink_of(self) is not None and self.strategy in UNCOMPRESSED_STRATEGIES:
-            raise ConfigError(
-                f"uplink compression is not supported by strategy {self.strategy}: set "
-                f'uplink = "none" or a strategy other than {", ".join(UNCOMPRESSED_STRATEGIES)}'
-            )
+        for key, compression in (("uplink", uplink_of(self)), ("downlink", downlink_of(self))):
+            if compression is not None and self.strategy in UNCOMPRESSED_STRATEGIES:
+                others = ", ".join(UNCOMPRESSED_STRATEGIES)
+                raise ConfigError(
+                    f"{key} compression is not supported by strategy {self.strategy}: set "
+                    f'{key} = "none" or a strategy other than {others}'
+                )
+        if downlink_of(self) is not None and self.client_models:
+            raise ConfigError("downlink compression needs one architecture: leave client-models")
 
 
 def uplink_of(settings: CompressionSettings) -> Compression | None:
     """The clients' compression of their updates (None: they send their models)."""
     return _parsed(settings.uplink)
+
+
+def downlink_of(settings: CompressionSettings) -> Compression | None:
+    """The server's compression of the model change it sends (None: the model itself)."""
+    return _parsed(settings.downlink)
 
 
 @functools.lru_cache(maxsize=16)

@@ -3,10 +3,11 @@
 Flower routes a message of type ``"<category>.<action>"`` to the step registered for it:
 ``train`` (local SGD: FedAvg, FedProx, robust aggregation, FedDF), ``train.mime`` (Mime's
 and MimeLite's steps), ``train.secure`` (local SGD, replied as secret shares),
-``query.gradient`` (Mime's gradient phase), ``evaluate`` and ``query`` (which partition a
-node holds). Handlers only translate messages: they unpack ``"arrays"`` and ``"config"``,
-call plain functions, and reply with ``"arrays"`` and a ``MetricRecord`` holding
-``"num-examples"``, as Flower's own strategies expect. Settings a message does not carry
+``query.gradient`` (Mime's gradient phase), ``train.powersgd`` and ``query.powersgd``
+(two-phase PowerSGD), ``evaluate`` and ``query`` (which partition a node holds). Handlers
+only translate messages: they unpack ``"arrays"`` and ``"config"``, call plain functions, and
+reply with ``"arrays"`` and a ``MetricRecord`` holding ``"num-examples"``, as Flower's own
+strategies expect. Settings a message does not carry
 fall back to the run config, so flwr's built-in strategies work too. The node's data comes
 from its node config: its partition (``partition-id``, ``num-partitions``) of the run's data
 set, or its own files (``data``).
@@ -20,6 +21,7 @@ from flwr.clientapp import ClientApp
 from stamen.clients.local_training import LocalTraining
 from stamen.clients.mime_step import gradient_reply, mime_train_reply
 from stamen.clients.node import experiment_of, load_global_model, node_data, node_partition
+from stamen.clients.powersgd_step import powersgd_phase_reply, powersgd_train_reply
 from stamen.clients.training import evaluate
 from stamen.messages.keys import (
     ARRAYS,
@@ -30,6 +32,7 @@ from stamen.messages.keys import (
     MODEL,
     NUM_PARTITIONS,
     PARTITION_ID,
+    POWERSGD_ACTION,
     SECURE_ACTION,
 )
 
@@ -61,6 +64,18 @@ def mime_train_handler(msg: Message, context: Context) -> Message:
 def gradient_handler(msg: Message, context: Context) -> Message:
     """Mime's gradient phase: ``grad f_i(x)`` over this client's data."""
     return gradient_reply(msg, context)
+
+
+@app.train(POWERSGD_ACTION)
+def powersgd_train_handler(msg: Message, context: Context) -> Message:
+    """Two-phase PowerSGD, first phase: train locally, reply ``M Q`` per matrix."""
+    return powersgd_train_reply(msg, context)
+
+
+@app.query(POWERSGD_ACTION)
+def powersgd_phase_handler(msg: Message, context: Context) -> Message:
+    """Two-phase PowerSGD, second phase: reply ``M^T P`` per matrix."""
+    return powersgd_phase_reply(msg, context)
 
 
 @app.evaluate()

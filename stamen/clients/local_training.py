@@ -69,7 +69,12 @@ class LocalTraining:
     start: dict[str, torch.Tensor]  # the global model when the reply sends an update, else {}
 
     @classmethod
-    def of(cls, msg: Message, context: Context, secure: bool = False) -> LocalTraining:
+    def of(
+        cls, msg: Message, context: Context, secure: bool = False, keep_start: bool = False
+    ) -> LocalTraining:
+        """The task of ``msg``; ``keep_start``: keep the global model for the update, as
+        the reply sends one (also implied by an attack, worker momentum, secure shares and
+        uplink compression)."""
         experiment = experiment_of(context)
         partition_id, _ = node_partition(context)
         config = msg.content.get(CONFIG, ConfigRecord())
@@ -80,7 +85,7 @@ class LocalTraining:
         data, indices = node_data(experiment, context, "train")
         attack = client_attack(experiment, partition_id, node_attack(context))
         compression = None if secure else uplink_of(experiment)
-        sends_update = any(
+        sends_update = keep_start or any(
             (attack is not None, experiment.worker_momentum > 0, secure, compression is not None)
         )
         # the global model, kept only when the reply is built from the update

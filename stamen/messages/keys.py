@@ -45,3 +45,11 @@ SECURE_TRAIN = f"{MessageType.TRAIN}.{SECURE_ACTION}"
 # "<tensor>/<part>", with the model's integer arrays under their own keys.
 COMPRESSED = "compressed"
 DOWNLINK, DOWNLINK_BASE = "downlink", "downlink-base"
+
+# Two-phase PowerSGD (strategies/powersgd.py, clients/powersgd_step.py): the train message
+# carries Q, the reply P_i = M_i Q; the second phase ("query.powersgd") carries the
+# orthonormalised mean P, the reply Q_i = M_i^T P. Each under "<tensor>/<factor>".
+POWERSGD_ACTION = "powersgd"
+POWERSGD_TRAIN = f"{MessageType.TRAIN}.{POWERSGD_ACTION}"
+POWERSGD_PHASE = f"{MessageType.QUERY}.{POWERSGD_ACTION}"
+FACTORS = "powersgd-factors"

@@ -44,12 +44,7 @@ class RecordedStrategy(StrategyWrapper):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replies = list(replies)
-        dropped = self.grid.take_dropped()
-        partition = self.grid.partition_id
-        self.recorder.add_dropped(
-            server_round, [(d.node_id, partition(d.node_id), d.reason) for d in dropped]
-        )
-        counts = {"replies": len(replies), "failures": len(dropped), **self.grid.traffic.take()}
+        counts = {"replies": len(replies)}
         if 0 < len(replies) < self.min_replies:
             reason = f"{len(replies)} valid replies, fewer than min-replies = {self.min_replies}"
             self._skip(server_round, reason)
@@ -59,6 +54,13 @@ class RecordedStrategy(StrategyWrapper):
         except RoundSkipped as skipped:
             self._skip(server_round, str(skipped))
             arrays, metrics, counts["skipped"] = None, None, 1
+        # after aggregation: a strategy's later message phase (PowerSGD's) counts too
+        dropped = self.grid.take_dropped()
+        partition = self.grid.partition_id
+        self.recorder.add_dropped(
+            server_round, [(d.node_id, partition(d.node_id), d.reason) for d in dropped]
+        )
+        counts.update({"failures": len(dropped), **self.grid.traffic.take()})
         self.recorder.add(server_round, "clients", {**(metrics or {}), **counts})
         return arrays, metrics
 

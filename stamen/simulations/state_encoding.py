@@ -28,12 +28,21 @@ from stamen.attacks.mimic import MimicState
 from stamen.strategies.compressed_traffic import DownlinkState
 from stamen.strategies.feddf import FedDFState
 from stamen.strategies.mime import MimeState
+from stamen.strategies.powersgd import PowerSGDState
 from stamen.strategies.server_step import RobustState
 
 # The dataclasses a checkpoint may hold: the strategies' states (RobustState: the robust and
 # secure strategies'), the attacks' states and the compressed downlink's.
 STATE_CLASSES: dict[str, type] = {
-    cls.__name__: cls for cls in (RobustState, MimeState, FedDFState, MimicState, DownlinkState)
+    cls.__name__: cls
+    for cls in (
+        RobustState,
+        MimeState,
+        FedDFState,
+        PowerSGDState,
+        MimicState,
+        DownlinkState,
+    )
 }
 # Exact types: subclasses (NumPy's float64, an IntEnum) would be pickled as their own class.
 _PLAIN = (type(None), bool, int, float, str)

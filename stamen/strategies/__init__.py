@@ -4,7 +4,14 @@ Importing this package registers every strategy in ``STRATEGIES``; ``build_strat
 the one a run names.
 """
 
-from stamen.strategies import feddf, flower_builtin, mime, robust, secure  # noqa: F401  (register)
+from stamen.strategies import (  # noqa: F401  (register)
+    feddf,
+    flower_builtin,
+    mime,
+    powersgd,
+    robust,
+    secure,
+)
 from stamen.strategies.registry import STRATEGIES, build_strategy
 
 __all__ = ["STRATEGIES", "build_strategy"]

@@ -43,6 +43,8 @@ STATEFUL = {
         worker_momentum=0.5,
         fraction_train=0.5,
     ),
+    # two-phase PowerSGD: the server's warm-start Q, the clients' error memory
+    "powersgd-two-phase": dict(strategy="powersgd", powersgd_rank=1, fraction_train=0.5),
     # one student per architecture
     "feddf-heterogeneous": dict(
         strategy="feddf",

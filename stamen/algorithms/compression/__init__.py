@@ -15,8 +15,10 @@ from stamen.algorithms.compression.base import (
     MalformedPayload,
     Parts,
     RoundDraws,
+    Tensors,
+    split,
 )
-from stamen.algorithms.compression.pipeline import Compression, Tensors, parse_compression
+from stamen.algorithms.compression.pipeline import Compression, parse_compression
 from stamen.registry import import_package_modules
 
 import_package_modules(__name__, __path__)
@@ -33,4 +35,5 @@ __all__ = [
     "RoundDraws",
     "Tensors",
     "parse_compression",
+    "split",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from stamen.registry import Registry
 from stamen.seeding import shared_generator
 
 Parts = dict[str, Tensor]
+Tensors = Sequence[tuple[str, tuple[int, ...]]]  # each tensor's name and shape, in order
 PartsLayout = dict[str, tuple[tuple[int, ...], torch.dtype]]
 
 
@@ -110,6 +112,17 @@ def kept(ratio: float, size: int) -> int:
 
 def numel(shape: tuple[int, ...]) -> int:
     return math.prod(shape)
+
+
+def split(vector: Tensor, tensors: Tensors) -> Iterator[tuple[str, tuple[int, ...], Tensor]]:
+    """Each tensor's name, shape and values (a view of the flat ``vector``), in order."""
+    offset = 0
+    for name, shape in tensors:
+        size = numel(shape)
+        yield name, shape, vector[offset : offset + size].view(shape)
+        offset += size
+    if offset != vector.numel():
+        raise ValueError(f"the tensors hold {offset} values, the update {vector.numel()}")
 
 
 _BIT_WEIGHTS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)

@@ -15,7 +15,6 @@ sender's state its memory (``"memory"``) and each tensor's state (``"<tensor>/<n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,12 +27,12 @@ from stamen.algorithms.compression.base import (
     Parts,
     PartsLayout,
     RoundDraws,
-    numel,
+    Tensors,
+    split,
 )
 from stamen.errors import ConfigError
 from stamen.registry import parse_spec
 
-Tensors = Sequence[tuple[str, tuple[int, ...]]]  # each tensor's name and shape, in order
 WRAPPERS = ("ef", "unbiased")
 NONE = "none"
 MEMORY = "memory"
@@ -64,7 +63,7 @@ class Compression:
         target = update + memory if self.error_feedback and memory is not None else update
         payload: Parts = {}
         new_state: Parts = {}
-        for index, (name, shape, x) in enumerate(_split(target, tensors)):
+        for index, (name, shape, x) in enumerate(split(target, tensors)):
             own = _prefixed(state, name)
             parts, own = self.compressor.compress(x, draws.of(index), own)
             if self.unbiased:
@@ -137,16 +136,6 @@ def parse_compression(spec: str) -> Compression | None:
             f"{', '.join(random)}"
         )
     return compression
-
-
-def _split(vector: Tensor, tensors: Tensors):
-    offset = 0
-    for name, shape in tensors:
-        size = numel(shape)
-        yield name, shape, vector[offset : offset + size].view(shape)
-        offset += size
-    if offset != vector.numel():
-        raise ValueError(f"the tensors hold {offset} values, the update {vector.numel()}")
 
 
 def _prefixed(parts: Parts, name: str) -> Parts:

@@ -2,8 +2,10 @@
 ``uplink``, the compression of each client's update (``"none"``, or e.g.
 ``"ef | random-block(ratio=0.01)"``), and ``downlink``, of the change of the global model the
 server sends (``ef``: the server's own error feedback). Strategies whose messages carry
-something else than one model (secure shares, Mime's steps; FedDF with several
-architectures, for the downlink) refuse them."""
+something else than one model (secure shares, Mime's steps, PowerSGD's factors; FedDF with
+several architectures, for the downlink) refuse them. Strategy ``powersgd``, the two-phase
+linear form of PowerSGD, takes ``powersgd-rank`` and ``powersgd-feedback`` (error feedback at
+the clients)."""
 
 from __future__ import annotations
 
@@ -14,19 +16,30 @@ from stamen.algorithms.compression.pipeline import Compression, parse_compressio
 from stamen.errors import ConfigError
 from stamen.sections import Section
 
-# strategies whose train reply is another thing than the client's model
-UNCOMPRESSED_STRATEGIES = ("mime", "mimelite", "secure")
+# strategies whose messages carry another thing than one model: their replies (uplink), the
+# train messages (downlink)
+NO_UPLINK = ("mime", "mimelite", "secure", "powersgd")
+NO_DOWNLINK = ("mime", "mimelite", "secure")
 
 
 @dataclass(frozen=True)
 class CompressionSettings(Section):
     uplink: str = "none"
     downlink: str = "none"
+    powersgd_rank: int = 2
+    powersgd_feedback: bool = True
+
+    POSITIVE = ("powersgd_rank",)
+    STRATEGIES = ("powersgd",)
 
     def check(self) -> None:
-        for key, compression in (("uplink", uplink_of(self)), ("downlink", downlink_of(self))):
-            if compression is not None and self.strategy in UNCOMPRESSED_STRATEGIES:
-                others = ", ".join(UNCOMPRESSED_STRATEGIES)
+        checks = (
+            ("uplink", uplink_of(self), NO_UPLINK),
+            ("downlink", downlink_of(self), NO_DOWNLINK),
+        )
+        for key, compression, refusing in checks:
+            if compression is not None and self.strategy in refusing:
+                others = ", ".join(refusing)
                 raise ConfigError(
                     f"{key} compression is not supported by strategy {self.strategy}: set "
                     f'{key} = "none" or a strategy other than {others}'

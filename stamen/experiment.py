@@ -18,6 +18,7 @@ from stamen.algorithms.aggregation.settings import AggregationSettings
 from stamen.algorithms.compression.settings import CompressionSettings
 from stamen.algorithms.distillation_settings import DistillationSettings
 from stamen.algorithms.mime.settings import MimeSettings
+from stamen.algorithms.pruning.settings import PruningSettings
 from stamen.attacks.settings import AttackSettings
 from stamen.datasets.settings import DataSettings
 from stamen.errors import ConfigError
@@ -100,6 +101,7 @@ class RunSettings(Section):
 
 @dataclass(frozen=True)
 class Experiment(
+    PruningSettings,
     CompressionSettings,
     SecureSettings,
     DistillationSettings,

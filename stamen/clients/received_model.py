@@ -1,6 +1,7 @@
-"""The global model a train message gives this node: its ``"arrays"``, or, with downlink
-compression, the node's copy of an earlier round's model advanced by the message's
-compressed change (``"downlink"``, relative to the round ``downlink-base``).
+"""The global model a train message gives this node: its ``"arrays"``; a pruned model sent
+sparse (``"pruned"``); or, with downlink compression, the node's copy of an earlier round's
+model advanced by the message's compressed change (``"downlink"``, relative to the round
+``downlink-base``).
 
 The node keeps the last model it received in its ``Context.state`` (with its round): the
 server sends a change only to nodes it knows hold the model of the round the change starts
@@ -20,7 +21,8 @@ from stamen.errors import StamenError
 from stamen.experiment import Experiment
 from stamen.messages.arrays import ArrayLayout
 from stamen.messages.compressed import read_compressed
-from stamen.messages.keys import ARRAYS, CONFIG, DOWNLINK, DOWNLINK_BASE, SERVER_ROUND
+from stamen.messages.keys import ARRAYS, CONFIG, DOWNLINK, DOWNLINK_BASE, PRUNED, SERVER_ROUND
+from stamen.messages.pruned import unpruned
 from stamen.messages.replies import Refused
 
 HELD_MODEL, HELD_ROUND = "downlink-model", "downlink-round"
@@ -30,7 +32,12 @@ def received_model(msg: Message, context: Context, experiment: Experiment) -> Ar
     """The model ``msg`` gives this node (kept as the node's copy when the run compresses
     the downlink)."""
     compression = downlink_of(experiment)
-    if compression is None or DOWNLINK not in msg.content.array_records:
+    if PRUNED in msg.content.array_records:
+        try:
+            arrays = unpruned(msg.content[PRUNED])
+        except Refused as error:
+            raise StamenError(f"malformed pruned model: {error}") from None
+    elif compression is None or DOWNLINK not in msg.content.array_records:
         arrays = msg.content[ARRAYS]
     else:
         arrays = _advanced(msg, context, experiment)

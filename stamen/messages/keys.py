@@ -53,3 +53,7 @@ POWERSGD_ACTION = "powersgd"
 POWERSGD_TRAIN = f"{MessageType.TRAIN}.{POWERSGD_ACTION}"
 POWERSGD_PHASE = f"{MessageType.QUERY}.{POWERSGD_ACTION}"
 FACTORS = "powersgd-factors"
+
+# Pruning (strategies/pruned_model.py, clients/received_model.py): the train message's model,
+# pruned and sent sparse (messages/pruned.py).
+PRUNED = "pruned"

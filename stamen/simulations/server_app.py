@@ -44,6 +44,7 @@ from stamen.simulations.rounds import run_rounds
 from stamen.simulations.secure_services import secure_services
 from stamen.strategies import build_strategy
 from stamen.strategies.compressed_traffic import with_compression
+from stamen.strategies.pruned_model import with_pruning
 from stamen.strategies.secure import SecureStrategy
 from stamen.strategies.seeded_sampling import SeededSampling
 
@@ -93,7 +94,7 @@ def _run(
     models: dict,
 ) -> dict:
     built = build_strategy(experiment, grid.partition_id)
-    served = with_compression(built, experiment)
+    served = with_pruning(with_compression(built, experiment), experiment)
     strategy = SeededSampling(served, experiment.seed)
     strategy = RecordedStrategy(strategy, recorder, grid, experiment.min_replies)
     config = experiment.to_run_config()

@@ -29,6 +29,7 @@ from stamen.strategies.compressed_traffic import DownlinkState
 from stamen.strategies.feddf import FedDFState
 from stamen.strategies.mime import MimeState
 from stamen.strategies.powersgd import PowerSGDState
+from stamen.strategies.pruned_model import PruningState
 from stamen.strategies.server_step import RobustState
 
 # The dataclasses a checkpoint may hold: the strategies' states (RobustState: the robust and
@@ -42,6 +43,7 @@ STATE_CLASSES: dict[str, type] = {
         PowerSGDState,
         MimicState,
         DownlinkState,
+        PruningState,
     )
 }
 # Exact types: subclasses (NumPy's float64, an IntEnum) would be pickled as their own class.

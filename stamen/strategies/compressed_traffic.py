@@ -7,7 +7,8 @@ decompressed (the shared coordinates drawn as the clients drew them) into the mo
 ``sent + update`` before the strategy sees it, so every strategy (flwr's FedAvg, robust
 aggregation, FedDF) aggregates it unchanged and compression x robust aggregation is a grid
 axis. A reply that fails is excluded, logged and counted (``excluded-compressed``); replies
-with a model pass (a ClientApp that does not compress still takes part).
+with a model pass (a ClientApp that does not compress still takes part), checked here when
+the message carried a compressed change (the grid saw no model to check them against).
 
 **Downlink** (``downlink``): the server keeps the model the clients hold, ``x_hat``. Each
 round it compresses the change of its model ``x_t - x_{t-1}`` (with ``ef``, plus its memory,
@@ -40,7 +41,7 @@ from stamen.experiment import Experiment
 from stamen.messages.arrays import ArrayLayout
 from stamen.messages.compressed import compressed_record, read_compressed
 from stamen.messages.keys import ARRAYS, COMPRESSED, CONFIG, DOWNLINK, DOWNLINK_BASE
-from stamen.messages.replies import Refused
+from stamen.messages.replies import Refused, model_of, require_finite
 from stamen.strategies.wrapper import StrategyWrapper
 
 
@@ -160,11 +161,10 @@ class CompressedTraffic(StrategyWrapper):
         layout = ArrayLayout.of(sent)
         if compressed:
             update, integers = self._uplink_update(server_round, reply.content[COMPRESSED], layout)
-        else:
-            model = reply.content[ARRAYS]
-            if layout.conformed(model) is None:
-                return reply  # the grid's screen has checked it: another form, passed on
+        else:  # the grid saw no "arrays" in the message sent: the model is checked here
+            model = model_of(reply.content[ARRAYS], layout)
             update = layout.flatten(model) - layout.flatten(self.held)
+            require_finite(update, "the update")
             integers = model
         strategy_model = layout.unflatten(layout.flatten(sent) + update, integers)
         content = {name: rec for name, rec in reply.content.items() if name != COMPRESSED}

@@ -151,3 +151,18 @@ def test_a_resumed_downlink_run_ends_as_the_uninterrupted_one(tiny_experiment, t
         metrics[same].reset_index(drop=True), whole_metrics[same].reset_index(drop=True)
     )
     assert metrics[first_after].value.item() > whole_metrics[first_after].value.item()
+
+
+def test_a_malformed_model_reply_to_a_compressed_change_is_excluded(tiny_experiment):
+    InlineGrid(client_app, {}, 1)
+    experiment = tiny_experiment.replace(downlink="top-k(ratio=0.5)")
+    inner = Broadcast()
+    server = CompressedTraffic(inner, None, experiment.seed, experiment_downlink(experiment))
+    inner.nodes = [1, 2]
+    first = server.configure_train(1, model(1), ConfigRecord(), None)
+    server.aggregate_train(1, [reply_to(m) for m in first])
+    second = server.configure_train(2, model(2), ConfigRecord(), None)
+    bad = reply_to(second[0])
+    bad.content["arrays"]["w"] = Array(np.full((8, 5), np.nan, np.float32))
+    _, metrics = server.aggregate_train(2, [bad, reply_to(second[1])])
+    assert metrics["excluded-compressed"] == 1

@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -95,6 +95,24 @@ class Compressor(ABC):
 
 
 COMPRESSORS: Registry[type[Compressor]] = Registry("compressor")
+
+
+@dataclass(frozen=True)
+class SharedSparsifier(Compressor):
+    """Keeps ``ratio`` of each tensor's coordinates, chosen from the round's shared stream
+    (the same on every client and the server), so only their values travel."""
+
+    ratio: float
+    NAME: ClassVar[str] = ""
+
+    def check(self) -> None:
+        require_ratio(self.NAME, self.ratio)
+
+    def parts_layout(self, shape: tuple[int, ...]) -> PartsLayout:
+        return {"values": ((kept(self.ratio, numel(shape)),), torch.float32)}
+
+    def keep_probability(self, shape: tuple[int, ...]) -> float:
+        return kept(self.ratio, numel(shape)) / numel(shape)
 
 
 def index_dtype(size: int) -> torch.dtype:

@@ -15,29 +15,18 @@ from torch import Tensor
 
 from stamen.algorithms.compression.base import (
     COMPRESSORS,
-    Compressor,
     Draws,
     Parts,
-    PartsLayout,
+    SharedSparsifier,
     kept,
     numel,
-    require_ratio,
 )
 
 
 @COMPRESSORS.register("rand-k")
 @dataclass(frozen=True)
-class RandK(Compressor):
-    ratio: float
-
-    def check(self) -> None:
-        require_ratio("rand-k", self.ratio)
-
-    def parts_layout(self, shape: tuple[int, ...]) -> PartsLayout:
-        return {"values": ((kept(self.ratio, numel(shape)),), torch.float32)}
-
-    def keep_probability(self, shape: tuple[int, ...]) -> float:
-        return kept(self.ratio, numel(shape)) / numel(shape)
+class RandK(SharedSparsifier):
+    NAME = "rand-k"
 
     def indices(self, size: int, generator: torch.Generator) -> Tensor:
         return torch.randperm(size, generator=generator)[: kept(self.ratio, size)]

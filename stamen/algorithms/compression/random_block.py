@@ -15,29 +15,18 @@ from torch import Tensor
 
 from stamen.algorithms.compression.base import (
     COMPRESSORS,
-    Compressor,
     Draws,
     Parts,
-    PartsLayout,
+    SharedSparsifier,
     kept,
     numel,
-    require_ratio,
 )
 
 
 @COMPRESSORS.register("random-block")
 @dataclass(frozen=True)
-class RandomBlock(Compressor):
-    ratio: float
-
-    def check(self) -> None:
-        require_ratio("random-block", self.ratio)
-
-    def parts_layout(self, shape: tuple[int, ...]) -> PartsLayout:
-        return {"values": ((kept(self.ratio, numel(shape)),), torch.float32)}
-
-    def keep_probability(self, shape: tuple[int, ...]) -> float:
-        return kept(self.ratio, numel(shape)) / numel(shape)
+class RandomBlock(SharedSparsifier):
+    NAME = "random-block"
 
     def block(self, size: int, generator: torch.Generator) -> tuple[slice, slice]:
         """The block as at most two slices: from its offset, then wrapped from 0."""

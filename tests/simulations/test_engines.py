@@ -117,3 +117,30 @@ def test_robust_run_with_a_simulated_attack_agrees_across_engines(tiny_experimen
         run_on_inline(experiment.replace(attack="none", num_byzantine=0), tmp_path / "clean")
     )
     assert any(not torch.allclose(inline[k], clean[k], atol=1e-4) for k in inline)
+
+
+def test_compressed_traffic_and_pruning_agree_across_engines(tiny_experiment, tmp_path):
+    """Error-feedback memory, the model a node holds and the pruned model travel the same
+    way on Flower's Ray engine as in process (node state kept by each engine)."""
+    experiment = tiny_experiment.replace(
+        num_server_rounds=3,
+        uplink="ef | random-block(ratio=0.2)",
+        downlink="ef | top-k(ratio=0.2)",
+    )
+    for name, settings in {
+        "compressed": {},
+        "pruned": {"downlink": "none", "pruning": "dpf(sparsity=0.5)"},
+    }.items():
+        run = experiment.replace(**settings)
+        inline = final_model(run_on_inline(run, tmp_path / f"{name}-inline"))
+        run_ray(run, tmp_path / f"{name}-ray")
+        ray = final_model(tmp_path / f"{name}-ray")
+        for key in inline:
+            assert torch.allclose(inline[key], ray[key], atol=1e-6, rtol=0), (name, key)
+        traffic = [
+            pd.read_csv(tmp_path / f"{name}-{engine}" / "metrics.csv").query(
+                "metric == 'bytes-down'"
+            )
+            for engine in ("inline", "ray")
+        ]
+        assert list(traffic[0].value) == list(traffic[1].value)

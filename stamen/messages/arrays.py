@@ -62,6 +62,11 @@ def state_record(state: dict[str, torch.Tensor]) -> ArrayRecord:
     return ArrayRecord({key: array_of(value) for key, value in state.items()})
 
 
+def model_bytes(arrays: ArrayRecord) -> int:
+    """The serialised bytes of a model's arrays."""
+    return sum(len(array.data) for array in arrays.values())
+
+
 def keyed_as(arrays: ArrayRecord, keys: Sequence[str]) -> ArrayRecord | None:
     """``arrays`` under ``keys``, in that order: as they are when those are their keys;
     reordered when they hold the same keys in another order; renamed in order when they are

@@ -17,6 +17,7 @@ NUM_EXAMPLES = "num-examples"
 # Config keys the server sends with every train message.
 SERVER_ROUND = "server-round"
 MODEL = "model"  # the architecture of the arrays (FedDF's mixed client models)
+MODEL_BYTES = "model-bytes"  # the model's size when it travels compressed or pruned
 
 # Query: which data partition a node holds.
 PARTITION_ID, NUM_PARTITIONS = "partition-id", "num-partitions"

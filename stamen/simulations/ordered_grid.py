@@ -29,7 +29,7 @@ from flwr.supercore.run import Run
 
 from stamen.messages.keys import METRICS, PARTITION_ID
 from stamen.simulations.reply_screen import NO_REPLY, Dropped, refusal, with_sent_keys
-from stamen.simulations.traffic import Traffic, is_training, payload_bytes
+from stamen.simulations.traffic import Traffic, is_training
 
 STAMEN_CLIENT_APP = "stamen.clients.client_app:app"  # the ClientApp that answers the query
 
@@ -63,7 +63,6 @@ class PartitionOrderedGrid(Grid):
         self._partition_of: dict[int, int] = {}
         self.traffic = traffic if traffic is not None else Traffic()
         self.dropped: list[Dropped] = []
-        self._largest_sent = 0  # bytes of the largest training message (a whole model)
 
     def set_run(self, run: Run) -> None:
         self._grid.set_run(run)
@@ -119,12 +118,10 @@ class PartitionOrderedGrid(Grid):
 
     def _screen(self, messages: list[Message], replies: list[Message]) -> list[Message]:
         sent = {m.metadata.message_id: m for m in messages if is_training(m)}
-        sizes = [payload_bytes(m) for m in sent.values()]
-        self._largest_sent = max([self._largest_sent, *sizes])
         answered, kept = set(), []
         for reply in replies:
             request = sent.get(reply.metadata.reply_to_message_id)
-            reason = None if request is None else refusal(request, reply, self._largest_sent)
+            reason = refusal(request, reply) if request is not None else None
             answered.add(reply.metadata.reply_to_message_id)
             if reason is None:
                 kept.append(reply if request is None else with_sent_keys(request, reply))

@@ -4,9 +4,10 @@ Every strategy, Stamen's and flwr's own, gets only replies that are well formed.
 (``ordered_grid``) drops a reply when
 
 - the client failed (its error reply's reason is kept),
-- its payload is more than ``MAX_REPLY_RATIO`` times what it was sent (or than the largest
-  training message, when it was sent a compressed change of the model), plus 1 MiB (a reply
-  carries at most a model, a gradient or two shares of the update: about 2x),
+- its payload is more than ``MAX_REPLY_RATIO`` times what it was sent (or, when the server
+  sent the model compressed or pruned, than the model's size it declares, ``model-bytes``),
+  plus 1 MiB (a reply carries at most a model, a gradient or two shares of the update: about
+  2x),
 - it carries a model (``"arrays"``) that fails the reply checks (``stamen.messages.replies``,
   the strategies' own) against the ``"arrays"`` it was sent: exactly their keys, shapes and
   dtypes, finite values, a positive finite ``"num-examples"`` in its one MetricRecord. The
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from flwr.app import Message, RecordDict
 
 from stamen.messages.arrays import ArrayLayout, array_values, keyed_as
-from stamen.messages.keys import ARRAYS
+from stamen.messages.keys import ARRAYS, CONFIG, MODEL_BYTES
 from stamen.messages.replies import Refused, error_of, examples_of, model_of, require_finite
 from stamen.simulations.traffic import payload_bytes
 
@@ -42,14 +43,13 @@ class Dropped:
     reason: str
 
 
-def refusal(sent: Message, reply: Message, model_bytes: int = 0) -> str | None:
-    """Why ``reply`` (to the training message ``sent``) is refused, or None. ``model_bytes``:
-    the largest training message of the run, the allowance's floor when ``sent`` carried a
-    compressed change of the model instead of the model."""
+def refusal(sent: Message, reply: Message) -> str | None:
+    """Why ``reply`` (to the training message ``sent``) is refused, or None."""
     failed = error_of(reply)
     if failed is not None:
         return failed
-    allowed = max(payload_bytes(sent), model_bytes)
+    declared = sent.content.config_records.get(CONFIG, {}).get(MODEL_BYTES, 0)
+    allowed = max(payload_bytes(sent), int(declared))
     size, limit = payload_bytes(reply), MAX_REPLY_RATIO * allowed + _SLACK_BYTES
     if size > limit:
         return f"reply of {size / 1e6:.1f} MB over the {limit / 1e6:.1f} MB allowed"

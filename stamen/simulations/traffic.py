@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 from flwr.app import Message, MessageType
 
+from stamen.messages.arrays import model_bytes
+
 
 def payload_bytes(message: Message) -> int:
     """Serialised bytes of the message's arrays."""
     if message.has_error():
         return 0
-    records = message.content.array_records.values()
-    return sum(len(array.data) for record in records for array in record.values())
+    return sum(model_bytes(record) for record in message.content.array_records.values())
 
 
 @dataclass

@@ -38,9 +38,16 @@ from stamen.algorithms.compression import DOWNLINK as DOWNLINK_CHANNEL
 from stamen.algorithms.compression import Compression, MalformedPayload, RoundDraws
 from stamen.algorithms.compression.settings import downlink_of, uplink_of
 from stamen.experiment import Experiment
-from stamen.messages.arrays import ArrayLayout
+from stamen.messages.arrays import ArrayLayout, model_bytes
 from stamen.messages.compressed import compressed_record, read_compressed
-from stamen.messages.keys import ARRAYS, COMPRESSED, CONFIG, DOWNLINK, DOWNLINK_BASE
+from stamen.messages.keys import (
+    ARRAYS,
+    COMPRESSED,
+    CONFIG,
+    DOWNLINK,
+    DOWNLINK_BASE,
+    MODEL_BYTES,
+)
 from stamen.messages.replies import Refused, model_of, require_finite
 from stamen.strategies.wrapper import StrategyWrapper
 
@@ -116,7 +123,8 @@ class CompressedTraffic(StrategyWrapper):
             if change is not None and message.metadata.dst_node_id in self.holders:
                 del content[ARRAYS]
                 content[DOWNLINK] = change
-                content[CONFIG] = ConfigRecord({**content[CONFIG], DOWNLINK_BASE: base})
+                declared = {DOWNLINK_BASE: base, MODEL_BYTES: model_bytes(held)}
+                content[CONFIG] = ConfigRecord({**content[CONFIG], **declared})
             else:
                 content[ARRAYS] = held
             compressed = copy(message)

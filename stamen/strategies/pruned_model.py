@@ -30,8 +30,8 @@ from stamen.algorithms.compression import split
 from stamen.algorithms.pruning import Pruning, magnitude_masks, sparsity_of
 from stamen.algorithms.pruning.settings import pruning_of
 from stamen.experiment import Experiment
-from stamen.messages.arrays import ArrayLayout, array_values
-from stamen.messages.keys import ARRAYS, PRUNED
+from stamen.messages.arrays import ArrayLayout, array_values, model_bytes
+from stamen.messages.keys import ARRAYS, CONFIG, MODEL_BYTES, PRUNED
 from stamen.messages.pruned import pruned_record
 from stamen.messages.replies import Refused, model_of, require_finite
 from stamen.strategies.wrapper import StrategyWrapper
@@ -71,6 +71,8 @@ class PrunedModel(StrategyWrapper):
                 continue
             content = dict(message.content.items())
             content[PRUNED] = pruned_record(content.pop(ARRAYS), masks)
+            declared = {MODEL_BYTES: model_bytes(pruned)}  # the replies' allowance
+            content[CONFIG] = ConfigRecord({**content.get(CONFIG, ConfigRecord()), **declared})
             sparse = copy(message)
             sparse.content = RecordDict(content)
             out.append(sparse)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from stamen.clients import client_app as stamen_client
@@ -61,6 +61,20 @@ def test_each_malformed_reply_is_refused_with_its_reason(sent, name):
 def test_replies_without_a_model_are_left_to_the_strategy(sent):
     shares = RecordDict({"shares": record({"s": np.zeros(4, np.uint8)})})
     assert refusal(sent, Message(shares, reply_to=sent)) is None
+
+
+def test_a_model_sent_pruned_or_compressed_declares_the_size_replies_may_have():
+    """A message carrying a small encoding of a large model (pruned, a compressed change)
+    allows a reply of the model's size, which it declares in its config."""
+    InlineGrid(stamen_client.app, {}, 1)
+    large = {"w": np.zeros(2**19, np.float32)}  # 2 MiB
+    sparse = record({"w/values": np.zeros(8, np.float32)})
+    reply_content = RecordDict({"arrays": record(large)})
+    for declared, refused in ((None, True), (2**21, False)):
+        config = ConfigRecord({} if declared is None else {"model-bytes": declared})
+        sent = Message(RecordDict({"pruned": sparse, "config": config}), 1, "train")
+        found = refusal(sent, Message(reply_content, reply_to=sent))
+        assert (found is not None and "MB" in found) == refused
 
 
 faulty_app = ClientApp()

@@ -84,7 +84,7 @@ class LocalTraining:
         seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
         data, indices = node_data(experiment, context, "train")
         attack = client_attack(experiment, partition_id, node_attack(context))
-        compression = None if secure else uplink_of(experiment)
+        compression = None if secure else uplink_of(experiment, server_round)
         sends_update = keep_start or any(
             (attack is not None, experiment.worker_momentum > 0, secure, compression is not None)
         )

@@ -44,3 +44,14 @@ def test_robust_aggregation_of_compressed_updates_with_a_byzantine_client(
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert (metrics[metrics.metric == "replies"].value == 4).all()
     assert "excluded-compressed" not in set(metrics.metric)
+
+
+def test_warmup_rounds_travel_dense_then_compressed(tiny_experiment, tmp_path):
+    experiment = tiny_experiment.replace(
+        num_server_rounds=4, uplink="ef | random-block(ratio=0.05)", uplink_warmup=2
+    )
+    run_inline(experiment, RunRecorder(tmp_path / "run", experiment))
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    up = metrics[metrics.metric == "bytes-up"].sort_values("round").value.to_numpy()
+    down = metrics[metrics.metric == "bytes-down"].value.to_numpy()
+    assert (up[:2] == down[:2]).all() and (up[2:] < 0.1 * down[2:]).all()

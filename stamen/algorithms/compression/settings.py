@@ -25,11 +25,13 @@ NO_DOWNLINK = ("mime", "mimelite", "secure")
 @dataclass(frozen=True)
 class CompressionSettings(Section):
     uplink: str = "none"
+    uplink_warmup: int = 0  # rounds whose updates travel dense before compression starts
     downlink: str = "none"
     powersgd_rank: int = 2
     powersgd_feedback: bool = True
 
     POSITIVE = ("powersgd_rank",)
+    NON_NEGATIVE = ("uplink_warmup",)
     STRATEGIES = ("powersgd",)
 
     def check(self) -> None:
@@ -48,8 +50,12 @@ class CompressionSettings(Section):
             raise ConfigError("downlink compression needs one architecture: leave client-models")
 
 
-def uplink_of(settings: CompressionSettings) -> Compression | None:
-    """The clients' compression of their updates (None: they send their models)."""
+def uplink_of(settings: CompressionSettings, server_round: int | None = None) -> Compression | None:
+    """The clients' compression of their updates (None: they send their models), in
+    ``server_round`` when given: none in the first ``uplink-warmup`` rounds (Eghlidi & Jaggi
+    train a few rounds dense first)."""
+    if server_round is not None and server_round <= settings.uplink_warmup:
+        return None
     return _parsed(settings.uplink)
 
 

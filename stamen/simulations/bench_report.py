@@ -259,13 +259,14 @@ def _number(mean: float, std: float, count: float, form: str) -> str:
 
 def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "round") -> None:
     """Test accuracy, mean over seeds, per round (``x = "round"``) or against the megabytes a
-    client sent and received so far (``x = "MB"``): one panel per value of the first axis,
-    or a single panel when only one axis (besides the seed) varies."""
+    client sent so far (``x = "MB up"``) or sent and received (``x = "MB"``): one panel per
+    value of the first axis, or a single panel when only one axis (besides the seed)
+    varies; the legend beside the panels."""
     accuracy = results[(results.scope == "server") & (results.metric == "accuracy")]
     varied = [a for a in axes if a != SEED] or axes[:1]
     panel_axis, line_axes = varied[0], varied[1:]
     panels = list(dict.fromkeys(accuracy[panel_axis])) if line_axes else [None]
-    size = (5 * len(panels), 4) if line_axes else (8, 5)
+    size = (5 * len(panels) + 3, 4) if line_axes else (11, 5)
     fig, grid = plt.subplots(1, len(panels), figsize=size, squeeze=False)
     for ax, panel in zip(grid[0], panels):
         rows = results if panel is None else results[results[panel_axis] == panel]
@@ -273,27 +274,34 @@ def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "roun
         for label, line in rows.groupby(keys, dropna=False):
             evaluated = line[(line.scope == "server") & (line.metric == "accuracy")]
             mean = evaluated.groupby("round").value.mean()
-            where = mean.index if x == "round" else _megabytes_by_round(line).reindex(mean.index)
+            if x == "round":
+                where = mean.index
+            else:
+                metrics = ["bytes-up"] if x == "MB up" else list(TRAFFIC)
+                where = _megabytes_by_round(line, metrics).reindex(mean.index)
             ax.plot(
                 where,
                 mean.values,
                 label=" / ".join(map(str, label if isinstance(label, tuple) else (label,))),
             )
         title = panel_axis if panel is None else f"{panel_axis} = {panel}"
-        xlabel = "round" if x == "round" else "MB sent and received per client"
+        xlabel = {"round": "round", "MB up": "MB sent per client"}.get(
+            x, "MB sent and received per client"
+        )
         ax.set(title=title, xlabel=xlabel, ylabel="test accuracy")
         if x != "round":
             ax.set_xscale("symlog", linthresh=1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def _megabytes_by_round(rows: pd.DataFrame) -> pd.Series:
-    """Per round, the megabytes a client sent and received up to it (mean over seeds)."""
-    traffic = rows[rows.metric.isin(TRAFFIC)]
+def _megabytes_by_round(rows: pd.DataFrame, metrics: list[str]) -> pd.Series:
+    """Per round, the megabytes of ``metrics`` (bytes-up, bytes-down) a client of each round
+    sent or received up to it (mean over seeds)."""
+    traffic = rows[rows.metric.isin(metrics)]
     per_round = traffic.groupby(["round", SEED]).value.sum().groupby("round").mean()
     totals = per_round.reindex(range(int(rows["round"].max()) + 1), fill_value=0.0)
     return totals.cumsum() / 1e6

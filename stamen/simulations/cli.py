@@ -166,7 +166,7 @@ def bench(
         write_table(table, out_dir / "table.md", grid.name, target=grid.target)
         plot_grid(results, axes, out_dir / "accuracy.png")
         if grid.traffic:
-            plot_grid(results, axes, out_dir / "accuracy-traffic.png", x="MB")
+            plot_grid(results, axes, out_dir / "accuracy-traffic.png", x="MB up")
     for failure in failures:
         console.print(f"[red]{failure}[/]", soft_wrap=True)
     console.print(f"results: {out_dir}")

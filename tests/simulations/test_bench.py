@@ -253,6 +253,8 @@ def test_megabytes_to_target_sum_each_run_s_traffic_until_it_reaches_the_target(
     text = (tmp_path / "table.md").read_text()
     assert "| MB up to 50% | MB up+down to 50% |" in text and "| 4.5 | 14.5 |" in text
     plot_grid(results, ["rule", "seed"], tmp_path / "traffic.png", x="MB")
+    plot_grid(results, ["rule", "seed"], tmp_path / "up.png", x="MB up")
+    assert (tmp_path / "up.png").stat().st_size > 0
     assert (tmp_path / "traffic.png").stat().st_size > 0
 
 

@@ -87,7 +87,7 @@ class RobustStrategy(FedAvg):
             return None, MetricRecord({"excluded": stacked.excluded})
         check_feasible(self.pipeline, len(stacked.node_ids))
         reference, updates = reference.to(self.device), stacked.updates.to(self.device)
-        updates, attack_state = self._attack(server_round, updates, stacked.node_ids)
+        updates, attack_state = self._attack(server_round, updates, stacked.node_ids, layout)
         generator = server_generator(self.seed, server_round, ServerStream.AGGREGATION)
         aggregate, rule_state = self.pipeline.aggregate(updates, self.state.rule_state, generator)
         self.state = self.server_step.apply(
@@ -98,14 +98,25 @@ class RobustStrategy(FedAvg):
         return self.state.arrays, metrics
 
     def _attack(
-        self, server_round: int, updates: torch.Tensor, node_ids: tuple[int, ...]
+        self,
+        server_round: int,
+        updates: torch.Tensor,
+        node_ids: tuple[int, ...],
+        layout: ArrayLayout,
     ) -> tuple[torch.Tensor, Any]:
         """The updates with the Byzantine clients' rows crafted by the simulated attack, if
         any, and the attack's state."""
         if self.simulated_attack is None:
             return updates, None
         generator = server_generator(self.seed, server_round, ServerStream.ATTACK)
-        return self.simulated_attack.apply(updates, node_ids, generator, self.state.attack_state)
+        return self.simulated_attack.apply(
+            updates,
+            node_ids,
+            generator,
+            self.state.attack_state,
+            server_round=server_round,
+            tensors=layout.float_tensors,
+        )
 
 
 def check_feasible(pipeline: Pipeline, num_replies: int) -> None:

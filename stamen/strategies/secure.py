@@ -157,7 +157,7 @@ class SecureStrategy(FedAvg):
         if not shares:
             return None, MetricRecord({"excluded": excluded})
         check_feasible(self.rule, len(shares), self.num_byzantine)
-        shares, attack_state = self._simulated_shares(server_round, shares, oracle)
+        shares, attack_state = self._simulated_shares(server_round, shares, oracle, layout)
         rule_seed = server_seed(self.seed, server_round, ServerStream.AGGREGATION)
         try:
             result = self.backend.aggregate(
@@ -189,7 +189,11 @@ class SecureStrategy(FedAvg):
         return self.state.arrays, metrics
 
     def _simulated_shares(
-        self, server_round: int, shares: list[ClientShares], oracle: list[torch.Tensor | None]
+        self,
+        server_round: int,
+        shares: list[ClientShares],
+        oracle: list[torch.Tensor | None],
+        layout: ArrayLayout,
     ) -> tuple[list[ClientShares], Any]:
         """With an omniscient attack, S1 crafts and shares the attackers' updates."""
         if self.simulated_attack is None:
@@ -197,7 +201,12 @@ class SecureStrategy(FedAvg):
         nodes = tuple(s.client for s in shares)
         generator = server_generator(self.seed, server_round, ServerStream.ATTACK)
         updates, attack_state = self.simulated_attack.apply(
-            torch.stack(oracle), nodes, generator, self.state.attack_state
+            torch.stack(oracle),
+            nodes,
+            generator,
+            self.state.attack_state,
+            server_round=server_round,
+            tensors=layout.float_tensors,
         )
         key = X25519PublicKey.from_public_bytes(self.backend.s2_key.public_key)
         byzantine = self.simulated_attack.byzantine

@@ -9,6 +9,7 @@ import torch
 from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
 
 from stamen.algorithms.aggregation import parse_pipeline
+from stamen.algorithms.compression import RoundDraws, parse_compression
 from stamen.attacks import ALIE, IPM, Mimic
 from stamen.clients.client_app import app as client_app
 from stamen.errors import RoundSkipped
@@ -118,6 +119,47 @@ def test_simulated_attack_replaces_only_the_byzantine_updates():
     np.testing.assert_allclose(weights(arrays), [[0, 0], [0, 0]], atol=1e-6)
 
 
+def test_with_a_compressed_uplink_the_crafted_update_is_what_its_payload_delivers():
+    """A Byzantine client is bound to the wire format: IPM's row passes through top-k."""
+    partition = {2: 0, 3: 1, 4: 2}
+    top_1 = parse_compression("top-k(ratio=0.25)")  # 1 of the 4 weights
+    attack = SimulatedAttack(IPM(epsilon=2.0), frozenset({0}), partition.get, 0, lambda r: top_1)
+    robust = strategy(simulated_attack=attack, f=1)
+    replies = [
+        reply(2, [[100, 100], [100, 100]]),
+        reply(3, [[1, 0], [0, 0]]),
+        reply(4, [[3, 2], [0, 0]]),
+    ]
+    arrays, _ = robust.aggregate_train(1, replies)
+    # Honest mean (2, 1, 0, 0) -> IPM crafts (-4, -2, 0, 0), top-k delivers (-4, 0, 0, 0);
+    # undelivered, the mean would be 0.
+    np.testing.assert_allclose(weights(arrays), [[0, 2 / 3], [0, 0]], atol=1e-6)
+
+
+def test_the_crafted_update_of_a_random_sparsifier_uses_the_rounds_shared_coordinates():
+    """Random-block keeps the same block for the attacker as for the honest clients."""
+    partition = {2: 0, 3: 1, 4: 2}
+    block = parse_compression("random-block(ratio=0.5)")
+    attack = SimulatedAttack(IPM(epsilon=1.0), frozenset({0}), partition.get, 7, lambda r: block)
+    robust = strategy(simulated_attack=attack, f=1)
+    honest = torch.tensor([[1.0, 2.0, 3.0, 4.0], [3.0, 4.0, 5.0, 6.0]])
+    draws = RoundDraws(7, 3)
+    sent = [
+        block.decompress(block.compress(u, [("w", (2, 2))], draws, {})[0], [("w", (2, 2))], draws)
+        for u in honest
+    ]
+    replies = [reply(2, [[9, 9], [9, 9]])] + [
+        reply(node, row.reshape(2, 2).numpy()) for node, row in zip((3, 4), sent)
+    ]
+    layout = ArrayLayout.of(GLOBAL)
+    stacked = stack_updates(replies, layout.flatten(GLOBAL), layout)
+    crafted, _ = robust._attack(3, stacked.updates.clone(), stacked.node_ids, layout)
+    support = sent[0] != 0
+    assert int(support.sum()) == 2
+    torch.testing.assert_close(crafted[0], -(sent[0] + sent[1]) / 2)
+    assert bool((crafted[0][~support] == 0).all())
+
+
 def test_mimic_copies_its_target_client_whichever_row_it_arrives_in():
     """A client not sampled and the rest arriving in another order move clients to other
     rows: the attacker (partition 5) still copies the client chosen in round 1."""
@@ -132,7 +174,7 @@ def test_mimic_copies_its_target_client_whichever_row_it_arrives_in():
     replies = [reply(n, [[n + 1.0, 0], [0, n]]) for n in present] + [reply(15, [[0, 0], [0, 0]])]
     layout = ArrayLayout.of(GLOBAL)
     stacked = stack_updates(replies, layout.flatten(robust.state.arrays), layout)
-    crafted, state = robust._attack(2, stacked.updates.clone(), stacked.node_ids)
+    crafted, state = robust._attack(2, stacked.updates.clone(), stacked.node_ids, layout)
     assert state.target == target
     row_of = {node: row for row, node in enumerate(stacked.node_ids)}
     torch.testing.assert_close(crafted[row_of[15]], stacked.updates[row_of[target + 10]])

@@ -116,14 +116,13 @@ class CompressedTraffic(StrategyWrapper):
             integers = {key: arrays[key].numpy() for key in layout.integer_keys}
             change = compressed_record(payload, integers)
             state = replace(state, compressor=compressor)
-        base = state.held_round
+        declared = {DOWNLINK_BASE: state.held_round, MODEL_BYTES: model_bytes(held)}
         out = []
         for message in messages:
             content = dict(message.content.items())
             if change is not None and message.metadata.dst_node_id in self.holders:
                 del content[ARRAYS]
                 content[DOWNLINK] = change
-                declared = {DOWNLINK_BASE: base, MODEL_BYTES: model_bytes(held)}
                 content[CONFIG] = ConfigRecord({**content[CONFIG], **declared})
             else:
                 content[ARRAYS] = held

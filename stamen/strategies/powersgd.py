@@ -159,9 +159,7 @@ class PowerSGDStrategy(FedAvg):
         for reply in replies:
             try:
                 record = arrays_of(reply, FACTORS)
-                parts, _ = read_compressed(record, expected, layout)
-                for key, value in parts.items():
-                    require_finite(value, key)
+                parts = _finite(read_compressed(record, expected, layout)[0])
                 valid.append(
                     FirstReply(reply.metadata.src_node_id, parts, examples_of(reply), record)
                 )
@@ -186,9 +184,7 @@ class PowerSGDStrategy(FedAvg):
             try:
                 values = arrays_as(arrays_of(reply, FACTORS), expected)
                 parts = {key: torch.from_numpy(value.copy()) for key, value in values.items()}
-                for key, value in parts.items():
-                    require_finite(value, key)
-                found[reply.metadata.src_node_id] = parts
+                found[reply.metadata.src_node_id] = _finite(parts)
             except Refused:
                 continue
         return {node: found[node] for node in node_ids if node in found}
@@ -203,6 +199,13 @@ class FirstReply:
     parts: dict[str, Tensor]
     examples: float
     record: ArrayRecord
+
+
+def _finite(parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``parts``, if every value is finite (``Refused`` otherwise)."""
+    for key, value in parts.items():
+        require_finite(value, key)
+    return parts
 
 
 def _sum(weights: list[float], replies: list[FirstReply], key: str) -> Tensor:

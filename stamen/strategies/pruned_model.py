@@ -64,6 +64,7 @@ class PrunedModel(StrategyWrapper):
         self.sent = pruned
         messages = list(self.strategy.configure_train(server_round, pruned, config, grid))
         masks = {name: mask.numpy() for name, mask in self.state.masks.items()}
+        declared = {MODEL_BYTES: model_bytes(pruned)}  # the replies' allowance
         out = []
         for message in messages:
             if ARRAYS not in message.content.array_records:
@@ -71,7 +72,6 @@ class PrunedModel(StrategyWrapper):
                 continue
             content = dict(message.content.items())
             content[PRUNED] = pruned_record(content.pop(ARRAYS), masks)
-            declared = {MODEL_BYTES: model_bytes(pruned)}  # the replies' allowance
             content[CONFIG] = ConfigRecord({**content.get(CONFIG, ConfigRecord()), **declared})
             sparse = copy(message)
             sparse.content = RecordDict(content)

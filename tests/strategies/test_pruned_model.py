@@ -96,21 +96,32 @@ def test_the_sparse_wire_form_round_trips_and_refuses_a_malformed_one():
         unpruned(record)
 
 
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"strategy": "fedavg", "lr": 0.1},
+        # heavy-ball SGD: the client's step is the gradient, FedAvgM's momentum and lr
+        {"strategy": "fedavgm", "lr": 1.0, "server_lr": 0.1, "server_momentum": 0.9},
+    ],
+    ids=["sgd", "momentum-sgd"],
+)
 def test_central_dpf_one_client_one_step_a_round_is_the_paper_s_algorithm(
-    tiny_experiment, tmp_path
+    tiny_experiment, tmp_path, server
 ):
-    """Each round: the gradient at the pruned model m * w updates the dense w; the mask is
-    recomputed from w every 2 steps on the cubic schedule."""
+    """Each round: the gradient at the pruned model m * w updates the dense w (through the
+    server's momentum, if any); the mask is recomputed from w every 2 steps on the cubic
+    schedule."""
     experiment = tiny_experiment.replace(
         num_clients=1,
         min_available_clients=1,
         partition="iid",
         local_steps=1,
-        lr=0.1,
         momentum=0.0,
         num_server_rounds=6,
         pruning="dpf(sparsity=0.8, every=2)",
+        **server,
     )
+    server_lr, server_momentum = server.get("server_lr", 1.0), server.get("server_momentum", 0.0)
     run_inline(experiment, RunRecorder(tmp_path / "run", experiment))
     federated = torch.load(tmp_path / "run" / "model.pt")
 
@@ -118,6 +129,7 @@ def test_central_dpf_one_client_one_step_a_round_is_the_paper_s_algorithm(
     model = create_model("mlp", data.input_shape, data.num_classes, experiment.seed)
     dense = {k: v.clone() for k, v in model.state_dict().items()}
     masks: dict[str, torch.Tensor] = {}
+    velocity = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
     indices = train_partitions(experiment, 1)[0]
     settings = TrainSettings(local_steps=1, batch_size=experiment.batch_size)
     for server_round in range(1, 7):
@@ -129,7 +141,8 @@ def test_central_dpf_one_client_one_step_a_round_is_the_paper_s_algorithm(
         F.cross_entropy(model(x), y).backward()
         with torch.no_grad():
             for name, parameter in model.named_parameters():
-                dense[name] -= 0.1 * parameter.grad
+                velocity[name] = server_momentum * velocity[name] + server["lr"] * parameter.grad
+                dense[name] -= server_lr * velocity[name]
         if server_round % 2 == 0:
             masks = magnitude_masks(dense, cubic(0.8, server_round, 6), structured=False)
     final = {k: v * masks[k] if k in masks else v for k, v in dense.items()}

@@ -85,23 +85,29 @@ def main() -> None:
         f"{'payload MB':>11} {'x dense':>8}"
     )
     for spec in SPECS:
-        compression = parse_compression(spec)
-        draws = RoundDraws(seed=0, server_round=1, private_seed=1)
-        state: dict = {}
-
-        def client() -> None:
-            nonlocal state
-            _, state = compression.compress(update, tensors, draws, state)
-
-        client_s = timed(client, args.repeats)
-        payload, _ = compression.compress(update, tensors, draws, {})
-        server_s = timed(lambda: compression.decompress(payload, tensors, draws), args.repeats)
-        size = sum(part.numel() * part.element_size() for part in payload.values())
+        client_s, server_s, size = measured(spec, update, tensors, args.repeats)
         print(
             f"{spec:<30} {1e3 * client_s:>10.1f} {client_s / step:>7.2f} "
             f"{1e3 * server_s:>10.1f} {server_s / step:>7.2f} {size / 1e6:>11.4f} "
             f"{size / dense:>8.4f}"
         )
+
+
+def measured(spec: str, update: torch.Tensor, tensors, repeats: int) -> tuple[float, float, int]:
+    """Seconds to compress (client, state carried across calls) and to decompress (server)
+    ``update`` with ``spec``, and the payload's bytes."""
+    compression = parse_compression(spec)
+    draws = RoundDraws(seed=0, server_round=1, private_seed=1)
+    state: dict = {}
+
+    def client() -> None:
+        nonlocal state
+        _, state = compression.compress(update, tensors, draws, state)
+
+    client_s = timed(client, repeats)
+    payload, _ = compression.compress(update, tensors, draws, {})
+    server_s = timed(lambda: compression.decompress(payload, tensors, draws), repeats)
+    return client_s, server_s, sum(part.numel() * part.element_size() for part in payload.values())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from stamen.algorithms.compression import Compression, RoundDraws
 from stamen.clients.round_memory import RoundMemory
 from stamen.messages.arrays import ArrayLayout, State
 from stamen.messages.compressed import compressed_record
-from stamen.seeding import ClientStream, client_rng
 
 MEMORY_KEY = "uplink-memory"
 
@@ -32,8 +31,7 @@ def compress_update(
 ) -> ArrayRecord:
     """The payload for ``update`` (d,) of the model ``trained``; advances ``memory``."""
     layout = ArrayLayout.of_state(trained)
-    stream = client_rng(seed, server_round, partition_id, ClientStream.COMPRESSION)
-    draws = RoundDraws(seed, server_round, int(stream.integers(2**62)))
+    draws = RoundDraws.of_client(seed, server_round, partition_id)
     before = memory.latest_before(server_round)
     payload, state = compression.compress(
         update, layout.float_tensors, draws, {} if before is None else before[1]

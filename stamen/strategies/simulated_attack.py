@@ -22,7 +22,6 @@ from stamen.algorithms.compression.settings import uplink_of
 from stamen.attacks import OMNISCIENT, OmniscientAttack, byzantine_clients, create_attack
 from stamen.errors import RoundSkipped
 from stamen.experiment import Experiment
-from stamen.seeding import ClientStream, client_rng
 
 UplinkOf = Callable[[int], Compression | None]  # the uplink's compression in a round
 
@@ -91,8 +90,7 @@ class SimulatedAttack:
         partition: int,
     ) -> torch.Tensor:
         """``row`` compressed as client ``partition`` would and decompressed."""
-        stream = client_rng(self.seed, server_round, partition, ClientStream.COMPRESSION)
-        draws = RoundDraws(self.seed, server_round, int(stream.integers(2**62)))
+        draws = RoundDraws.of_client(self.seed, server_round, partition)
         payload, _ = compression.compress(row, tensors, draws, {})
         return compression.decompress(payload, tensors, draws)
 

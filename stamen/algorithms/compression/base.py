@@ -25,7 +25,7 @@ from torch import Tensor
 
 from stamen.errors import ConfigError
 from stamen.registry import Registry
-from stamen.seeding import shared_generator
+from stamen.seeding import ClientStream, client_rng, shared_generator
 
 Parts = dict[str, Tensor]
 Tensors = Sequence[tuple[str, tuple[int, ...]]]  # each tensor's name and shape, in order
@@ -61,6 +61,13 @@ class RoundDraws:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_private", torch.Generator().manual_seed(self.private_seed))
+
+    @classmethod
+    def of_client(cls, seed: int, server_round: int, partition_id: int) -> RoundDraws:
+        """The uplink draws of client ``partition_id``: its private stream is its own
+        compression stream of the round."""
+        stream = client_rng(seed, server_round, partition_id, ClientStream.COMPRESSION)
+        return cls(seed, server_round, int(stream.integers(2**62)))
 
     def of(self, tensor: int) -> Draws:
         shared = shared_generator(self.seed, self.server_round, tensor, *self.channel)

@@ -89,6 +89,11 @@ _STATS = (
     "mt_total",
 )
 TRAFFIC = ("bytes-down", "bytes-up")
+# plot_grid's traffic x axes: the metrics summed and the axis label
+TRAFFIC_AXES = {
+    "MB up": (("bytes-up",), "MB sent per client"),
+    "MB": (TRAFFIC, "MB sent and received per client"),
+}
 
 
 def with_reference(
@@ -277,7 +282,7 @@ def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "roun
             if x == "round":
                 where = mean.index
             else:
-                metrics = ["bytes-up"] if x == "MB up" else list(TRAFFIC)
+                metrics = list(TRAFFIC_AXES[x][0])
                 where = _megabytes_by_round(line, metrics).reindex(mean.index)
             ax.plot(
                 where,
@@ -285,9 +290,7 @@ def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "roun
                 label=" / ".join(map(str, label if isinstance(label, tuple) else (label,))),
             )
         title = panel_axis if panel is None else f"{panel_axis} = {panel}"
-        xlabel = {"round": "round", "MB up": "MB sent per client"}.get(
-            x, "MB sent and received per client"
-        )
+        xlabel = "round" if x == "round" else TRAFFIC_AXES[x][1]
         ax.set(title=title, xlabel=xlabel, ylabel="test accuracy")
         if x != "round":
             ax.set_xscale("symlog", linthresh=1)

@@ -53,13 +53,17 @@ class PreparedRound:
 
     @property
     def key(self) -> tuple:
-        """Rounds with equal keys (architecture, SGD settings, batch shapes, device) can be
-        trained in one call, also when they belong to different runs."""
+        """Rounds with equal keys (architecture, SGD settings, batch shapes, device, pruned
+        tensors and feedback) can be trained in one call, also when they belong to
+        different runs."""
         first = self.tasks[0]
         model = str(first.config.get(MODEL, first.experiment.model))
         settings = (first.settings.lr, first.settings.momentum, first.settings.weight_decay)
         shapes = tuple(self.inputs.shape[1:])
-        return (model, first.experiment.dataset, settings, shapes, str(first.device))
+        pruned = (
+            (tuple(sorted(first.pruned.masks)), first.pruned.feedback) if first.pruned else None
+        )
+        return (model, first.experiment.dataset, settings, shapes, str(first.device), pruned)
 
     def start(self) -> dict[str, torch.Tensor]:
         """Every client's start (the global model's parameters), stacked (K, ...)."""
@@ -69,9 +73,22 @@ class PreparedRound:
             for name, p in self.tasks[0].model.named_parameters()
         }
 
+    def masks(self) -> dict[str, torch.Tensor]:
+        """The pruned model's masks, stacked (K, ...) like ``start``; none if dense."""
+        pruned, clients = self.tasks[0].pruned, len(self.tasks)
+        masks = pruned.masks if pruned else {}
+        return {name: mask.expand(clients, *mask.shape) for name, mask in masks.items()}
+
+    @property
+    def feedback(self) -> bool:
+        pruned = self.tasks[0].pruned
+        return pruned is None or pruned.feedback
+
     def train(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """This round alone: the clients' parameters (K, ...) and mean losses (K,)."""
-        return self.trainer.run(self.inputs, self.labels, self.seeds)
+        return self.trainer.run(
+            self.inputs, self.labels, self.seeds, masks=self.masks(), feedback=self.feedback
+        )
 
     def replies(self, params: dict[str, torch.Tensor], losses: torch.Tensor) -> list[Message]:
         """Each node's reply to its trained parameters ``params[name][k]``, built by the

@@ -7,7 +7,9 @@ one-by-one path: a client seeded with ``seed`` there calls ``torch.manual_seed(s
 dropout layers draw ``bernoulli(1 - p) / (1 - p)`` in layer order, step after step; here each
 client's ``torch.Generator`` seeded the same way draws those masks, which enter a copy of the
 model whose dropout layers multiply by a given mask. Per-client results equal the one-by-one
-path to float rounding (``p - lr * g`` against SGD's fused update).
+path to float rounding (``p - lr * g`` against SGD's fused update). Clients of a pruned
+model (``masks``) take each gradient at ``m * w`` as ``pruned_training`` does: applied to the
+dense weights with feedback (DPF), to the kept ones only without.
 
 Torch only (no flwr): it runs and is measured on a bare GPU machine (``benchmarks/gpu.py``).
 On a CPU core the one-by-one loop is faster (about 1.8x for the bucketing CNN); this path is
@@ -66,13 +68,17 @@ class BatchedSGD:
         labels: torch.Tensor,
         seeds: list[int],
         start: dict[str, torch.Tensor] | None = None,
+        masks: dict[str, torch.Tensor] | None = None,
+        feedback: bool = True,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``inputs`` (K, steps, B, ...) and ``labels`` (K, steps, B): client k's batch of
         each step; ``seeds``: client k's torch seed; ``start``: each client's parameters
         before the steps, stacked along a first axis of size K (clients of several runs
-        start from their runs' models), by default the model's own. Returns the clients'
-        parameters after the steps, stacked likewise, and each client's mean training loss
-        over its steps (K,)."""
+        start from their runs' models), by default the model's own; ``masks``: the pruned
+        model's 0/1 masks of some parameters, stacked likewise, and whether the pruned
+        weights take the steps (``feedback``). Returns the clients' parameters after the
+        steps, stacked likewise, and each client's mean training loss over its steps (K,)."""
+        masks = masks or {}
         clients, steps, batch = labels.shape
         if not self.dropouts:
             self._find_dropouts(inputs[0, 0])
@@ -85,10 +91,13 @@ class BatchedSGD:
         step_grad = vmap(grad_and_value(self._loss))
         losses = torch.zeros(clients, device=inputs.device)
         for step in range(steps):
-            masks = self._masks(generators, batch, inputs.device)
-            grads, loss = step_grad(params, masks, inputs[:, step], labels[:, step])
+            dropout = self._dropout_masks(generators, batch, inputs.device)
+            pruned = {n: p * masks[n] if n in masks else p for n, p in params.items()}
+            grads, loss = step_grad(pruned, dropout, inputs[:, step], labels[:, step])
             losses += loss.detach()
             for name, g in grads.items():
+                if name in masks and not feedback:
+                    g = g * masks[name]
                 if self.weight_decay:
                     g = g + self.weight_decay * params[name]
                 if self.momentum:
@@ -97,11 +106,11 @@ class BatchedSGD:
                 params[name] = params[name] - self.lr * g
         return params, losses / steps
 
-    def _loss(self, params, masks, x, y) -> torch.Tensor:  # noqa: ANN001 (torch.func pytrees)
-        buffers = {f"{name}.mask": mask for name, mask in masks.items()}
+    def _loss(self, params, dropout, x, y) -> torch.Tensor:  # noqa: ANN001 (torch.func pytrees)
+        buffers = {f"{name}.mask": mask for name, mask in dropout.items()}
         return F.cross_entropy(functional_call(self.functional, {**params, **buffers}, (x,)), y)
 
-    def _masks(
+    def _dropout_masks(
         self, generators: list[torch.Generator], batch: int, device: torch.device
     ) -> dict[str, torch.Tensor]:
         """Every client's masks for one step, in the order its dropout layers draw them."""

@@ -1,7 +1,8 @@
-"""One train message's work on this node: local SGD on its data (``run``; several nodes at
-once in ``batched_round``), then the reply (``reply``): the trained model, or the update
-through the node's reply chain (attack or worker momentum, clipping and noise) as a model,
-as a compressed update (``uplink``) or as secure shares."""
+"""One train message's work on this node: local SGD on its data, at the pruned model when
+the server prunes (``run``; several nodes at once in ``batched_round``), then the reply
+(``reply``): the trained model, or the update through the node's reply chain (attack or
+worker momentum, clipping and noise) as a model, as a compressed update (``uplink``) or as
+secure shares."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from stamen.algorithms.compression import Compression
 from stamen.algorithms.compression.settings import uplink_of
+from stamen.algorithms.pruning.settings import pruning_of
 from stamen.attacks import ClientAttack
 from stamen.clients.byzantine import client_attack
 from stamen.clients.compressed_update import MEMORY_KEY, compress_update
@@ -25,7 +27,8 @@ from stamen.clients.node import (
     node_memory,
     node_partition,
 )
-from stamen.clients.received_model import received_model
+from stamen.clients.pruned_training import PrunedTraining
+from stamen.clients.received_model import received_masks, received_model
 from stamen.clients.reply_chain import chain, clipped_and_noised, poisoned, worker_momentum
 from stamen.clients.secure_update import secret_generator, secure_reply
 from stamen.clients.training import TrainSettings, train
@@ -67,6 +70,7 @@ class LocalTraining:
     model: torch.nn.Module
     device: torch.device
     start: dict[str, torch.Tensor]  # the global model when the reply sends an update, else {}
+    pruned: PrunedTraining | None  # the masks of a pruned global model
 
     @classmethod
     def of(
@@ -80,6 +84,9 @@ class LocalTraining:
         config = msg.content.get(CONFIG, ConfigRecord())
         arrays = received_model(msg, context, experiment)
         model, device = load_global_model(experiment, arrays, config.get(MODEL))
+        pruning = pruning_of(experiment)
+        feedback = pruning is not None and pruning.feedback
+        pruned = PrunedTraining.of(received_masks(msg), feedback, device)
         server_round = int(config.get(SERVER_ROUND, 0))
         seed = int(client_rng(experiment.seed, server_round, partition_id).integers(2**62))
         data, indices = node_data(experiment, context, "train")
@@ -93,7 +100,7 @@ class LocalTraining:
         settings = TrainSettings.from_config(config, experiment)
         return cls(
             msg, context, experiment, config, partition_id, server_round, seed, data, indices,
-            settings, attack, secure, compression, model, device, start,
+            settings, attack, secure, compression, model, device, start, pruned,
         )  # fmt: skip
 
     def rng(self) -> np.random.Generator:
@@ -115,6 +122,7 @@ class LocalTraining:
                 self.rng(),
                 self.device,
                 label_map=self.label_map(),
+                pruned=self.pruned,
             )
 
     def reply(self, state: dict[str, torch.Tensor], metrics: dict[str, float]) -> Message:

@@ -1,7 +1,7 @@
 """The global model a train message gives this node: its ``"arrays"``; a pruned model sent
 sparse (``"pruned"``); or, with downlink compression, the node's copy of an earlier round's
 model advanced by the message's compressed change (``"downlink"``, relative to the round
-``downlink-base``).
+``downlink-base``); with a pruned model, its masks (``received_masks``).
 
 The node keeps the last model it received in its ``Context.state`` (with its round): the
 server sends a change only to nodes it knows hold the model of the round the change starts
@@ -12,6 +12,7 @@ reply), never the node.
 
 from __future__ import annotations
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 
 from stamen.algorithms.compression import DOWNLINK as DOWNLINK_CHANNEL
@@ -22,7 +23,7 @@ from stamen.experiment import Experiment
 from stamen.messages.arrays import ArrayLayout
 from stamen.messages.compressed import read_compressed
 from stamen.messages.keys import ARRAYS, CONFIG, DOWNLINK, DOWNLINK_BASE, PRUNED, SERVER_ROUND
-from stamen.messages.pruned import unpruned
+from stamen.messages.pruned import pruned_masks, unpruned
 from stamen.messages.replies import Refused
 
 HELD_MODEL, HELD_ROUND = "downlink-model", "downlink-round"
@@ -46,6 +47,14 @@ def received_model(msg: Message, context: Context, experiment: Experiment) -> Ar
         context.state[HELD_MODEL] = arrays
         context.state[HELD_ROUND] = ConfigRecord({SERVER_ROUND: int(config[SERVER_ROUND])})
     return arrays
+
+
+def received_masks(msg: Message) -> dict[str, np.ndarray]:
+    """The masks (True: kept) of the pruned model ``msg`` gives this node, by tensor name;
+    none for a dense model. Called after ``received_model`` has checked the record."""
+    if PRUNED not in msg.content.array_records:
+        return {}
+    return pruned_masks(msg.content[PRUNED])
 
 
 def _advanced(msg: Message, context: Context, experiment: Experiment) -> ArrayRecord:

@@ -9,6 +9,7 @@ torch seed given by the caller, so the same inputs give the same model on every 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stamen.clients.pruned_training import PrunedTraining
 from stamen.datasets import FederatedDataset, Split
 
 
@@ -79,10 +81,12 @@ def train(
     rng: np.random.Generator,
     device: torch.device,
     label_map: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    pruned: PrunedTraining | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place on ``data.train[indices]``; return loss and example count.
 
-    ``label_map`` replaces each batch's labels (a label-flipping client).
+    ``label_map`` replaces each batch's labels (a label-flipping client); ``pruned`` takes
+    each step at the pruned model the node was sent.
     """
     model.train()
     optimizer = torch.optim.SGD(
@@ -98,13 +102,14 @@ def train(
         x, y = (t.to(device, non_blocking=True) for t in data.to_tensors(data.train, batch))
         if label_map is not None:
             y = label_map(y)
-        loss = F.cross_entropy(model(x), y)
-        if anchor:
-            loss = loss + settings.proximal_mu / 2 * sum(
-                (p - a).pow(2).sum() for p, a in zip(model.parameters(), anchor)
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with pruned.step(model) if pruned else nullcontext():
+            loss = F.cross_entropy(model(x), y)
+            if anchor:
+                loss = loss + settings.proximal_mu / 2 * sum(
+                    (p - a).pow(2).sum() for p, a in zip(model.parameters(), anchor)
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         optimizer.step()
         loss_sum += loss.detach() * len(batch)
         seen += len(batch)

@@ -42,16 +42,31 @@ def unpruned(record: ArrayRecord) -> ArrayRecord:
     return ArrayRecord(arrays)
 
 
-def _dense(record: ArrayRecord, name: str) -> np.ndarray:
+def pruned_masks(record: ArrayRecord) -> dict[str, np.ndarray]:
+    """The masks (True: kept) of the model ``pruned_record`` encoded, by tensor name;
+    ``Refused`` if malformed."""
+    names = [key.rpartition("/")[0] for key in record.keys() if key.endswith(f"/{MASK}")]
+    return {name: _mask(record, name) for name in names}
+
+
+def _mask(record: ArrayRecord, name: str) -> np.ndarray:
     try:
         shape = tuple(int(n) for n in array_values(record[f"{name}/{SHAPE}"]))
         size = int(np.prod(shape, dtype=np.int64))
-        mask = np.unpackbits(array_values(record[f"{name}/{MASK}"]), count=size).astype(bool)
+        packed = array_values(record[f"{name}/{MASK}"])
+        return np.unpackbits(packed, count=size).astype(bool).reshape(shape)
+    except (KeyError, ValueError, TypeError) as error:
+        raise Refused(f"pruned tensor {name}: {error}") from None
+
+
+def _dense(record: ArrayRecord, name: str) -> np.ndarray:
+    mask = _mask(record, name)
+    try:
         values = array_values(record[f"{name}/{VALUES}"])
     except (KeyError, ValueError, TypeError) as error:
         raise Refused(f"pruned tensor {name}: {error}") from None
     if values.dtype != np.float32 or values.shape != (int(mask.sum()),):
         raise Refused(f"pruned tensor {name}: {values.shape} values for {int(mask.sum())} kept")
-    dense = np.zeros(size, dtype=np.float32)
+    dense = np.zeros(mask.shape, dtype=np.float32)
     dense[mask] = values
-    return dense.reshape(shape)
+    return dense

@@ -67,6 +67,9 @@ class RunBatcher:
                     self._condition.release()
                     try:
                         _train(batch)
+                    except Exception as exc:  # noqa: BLE001  each run reports it; none waits on
+                        for waiting in batch:
+                            waiting.error, waiting.done = waiting.error or exc, True
                     finally:
                         self._condition.acquire()
                         self.most_runs_together = max(self.most_runs_together, len(batch))
@@ -89,11 +92,14 @@ def _train(batch: list[_Request]) -> None:
         try:
             rounds = [request.prepared for request in group]
             starts = [prepared.start() for prepared in rounds]
+            masks = [prepared.masks() for prepared in rounds]  # same names: in the key
             params, losses = rounds[0].trainer.run(
                 torch.cat([prepared.inputs for prepared in rounds]),
                 torch.cat([prepared.labels for prepared in rounds]),
                 [seed for prepared in rounds for seed in prepared.seeds],
                 {name: torch.cat([start[name] for start in starts]) for name in starts[0]},
+                {name: torch.cat([mask[name] for mask in masks]) for name in masks[0]},
+                rounds[0].feedback,
             )
             offset = 0
             for request in group:

@@ -32,6 +32,9 @@ SETTINGS = {
     "uplink-ef-random-block": dict(
         uplink="ef | random-block(ratio=0.25)", local_steps=3, fraction_train=0.5
     ),
+    # local steps at the pruned model: onto the dense weights (DPF) or the kept ones only
+    "pruned-dpf": dict(pruning="dpf(sparsity=0.8)", local_steps=3, momentum=0.9),
+    "pruned-gradual": dict(pruning="gradual(sparsity=0.8)", local_steps=3, momentum=0.9),
 }
 
 
@@ -66,14 +69,15 @@ def test_what_cannot_be_batched_runs_one_by_one_and_says_so_once(tiny_experiment
     assert all(torch.equal(fallback[key], alone[key]) for key in alone)
 
 
+@pytest.mark.parametrize("pruning", ["none", "dpf(sparsity=0.5)"])  # each run its masks
 def test_runs_in_one_process_train_together_with_their_results_alone(
-    tiny_experiment, tmp_path, caplog
+    tiny_experiment, tmp_path, caplog, pruning
 ):
     from stamen.simulations.bench import _run_cells
 
     base = tiny_experiment.replace(
         num_clients=6, min_available_clients=6, num_server_rounds=3, batch_clients="on",
-        **SETTINGS["robust-one-step"],
+        pruning=pruning, **SETTINGS["robust-one-step"],
     )  # fmt: skip
     experiments = [base, base.replace(seed=1, aggregator="median"), base.replace(seed=2)]
     alone = [run(e, tmp_path / f"alone-{i}") for i, e in enumerate(experiments)]

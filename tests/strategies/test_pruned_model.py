@@ -63,7 +63,8 @@ STEP = {"w": np.full((2, 2), 0.25, np.float32), "b": np.full(2, 0.25, np.float32
 
 
 @pytest.mark.parametrize(
-    ("spec", "feedback"), [("dpf(sparsity=0.5)", True), ("gradual(sparsity=0.5)", False)]
+    ("spec", "feedback"),
+    [("dpf(sparsity=0.5, until=1)", True), ("gradual(sparsity=0.5, until=1)", False)],
 )
 def test_the_step_reaches_the_pruned_weights_only_with_feedback(spec, feedback):
     InlineGrid(client_app, {}, 1)  # sets Flower's task identity for Message construction
@@ -97,31 +98,37 @@ def test_the_sparse_wire_form_round_trips_and_refuses_a_malformed_one():
 
 
 @pytest.mark.parametrize(
-    "server",
+    ("server", "local_steps", "method"),
     [
-        {"strategy": "fedavg", "lr": 0.1},
+        ({"strategy": "fedavg", "lr": 0.1}, 1, "dpf"),
         # heavy-ball SGD: the client's step is the gradient, FedAvgM's momentum and lr
-        {"strategy": "fedavgm", "lr": 1.0, "server_lr": 0.1, "server_momentum": 0.9},
+        ({"strategy": "fedavgm", "lr": 1.0, "server_lr": 0.1, "server_momentum": 0.9}, 1, "dpf"),
+        # federated: the client's steps of a round all at the round's pruned model
+        ({"strategy": "fedavg", "lr": 0.1}, 3, "dpf"),
+        ({"strategy": "fedavg", "lr": 0.1}, 3, "gradual"),
     ],
-    ids=["sgd", "momentum-sgd"],
+    ids=["sgd", "momentum-sgd", "local-sgd", "local-sgd-no-feedback"],
 )
-def test_central_dpf_one_client_one_step_a_round_is_the_paper_s_algorithm(
-    tiny_experiment, tmp_path, server
+def test_dpf_with_one_client_is_the_paper_s_algorithm(
+    tiny_experiment, tmp_path, server, local_steps, method
 ):
-    """Each round: the gradient at the pruned model m * w updates the dense w (through the
-    server's momentum, if any); the mask is recomputed from w every 2 steps on the cubic
-    schedule."""
+    """Each round: the gradients at the pruned model m * w (the round's mask) update the
+    dense w (through the server's momentum, if any), pruned weights included only with
+    feedback; the mask is recomputed from w every 2 rounds on the cubic schedule until it
+    reaches the target in round 4 (until=0.75 of 6, rounded down), then kept. One step a
+    round is the paper's (central) algorithm."""
     experiment = tiny_experiment.replace(
         num_clients=1,
         min_available_clients=1,
         partition="iid",
-        local_steps=1,
+        local_steps=local_steps,
         momentum=0.0,
         num_server_rounds=6,
-        pruning="dpf(sparsity=0.8, every=2)",
+        pruning=f"{method}(sparsity=0.8, every=2)",
         **server,
     )
     server_lr, server_momentum = server.get("server_lr", 1.0), server.get("server_momentum", 0.0)
+    feedback = method == "dpf"
     run_inline(experiment, RunRecorder(tmp_path / "run", experiment))
     federated = torch.load(tmp_path / "run" / "model.pt")
 
@@ -131,22 +138,34 @@ def test_central_dpf_one_client_one_step_a_round_is_the_paper_s_algorithm(
     masks: dict[str, torch.Tensor] = {}
     velocity = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
     indices = train_partitions(experiment, 1)[0]
-    settings = TrainSettings(local_steps=1, batch_size=experiment.batch_size)
+    settings = TrainSettings(local_steps=local_steps, batch_size=experiment.batch_size)
+
+    def at_mask(weights):
+        return {k: v * masks[k] if k in masks else v for k, v in weights.items()}
+
     for server_round in range(1, 7):
-        pruned = {k: v * masks[k] if k in masks else v for k, v in dense.items()}
-        model.load_state_dict(pruned)
-        rng = client_rng(experiment.seed, server_round, 0)
-        x, y = data.to_tensors(data.train, next(iter(minibatches(indices, settings, rng))))
-        model.zero_grad()
-        F.cross_entropy(model(x), y).backward()
+        sent = at_mask(dense)
+        local = {k: v.clone() for k, v in sent.items()}
+        for batch in minibatches(indices, settings, client_rng(experiment.seed, server_round, 0)):
+            model.load_state_dict(at_mask(local))
+            model.zero_grad()
+            x, y = data.to_tensors(data.train, batch)
+            F.cross_entropy(model(x), y).backward()
+            with torch.no_grad():
+                for name, parameter in model.named_parameters():
+                    grad = parameter.grad
+                    if not feedback and name in masks:
+                        grad = grad * masks[name]
+                    local[name] -= server["lr"] * grad
         with torch.no_grad():
-            for name, parameter in model.named_parameters():
-                velocity[name] = server_momentum * velocity[name] + server["lr"] * parameter.grad
+            for name in velocity:
+                velocity[name] = server_momentum * velocity[name] - (local[name] - sent[name])
                 dense[name] -= server_lr * velocity[name]
-        if server_round % 2 == 0:
-            masks = magnitude_masks(dense, cubic(0.8, server_round, 6), structured=False)
-    final = {k: v * masks[k] if k in masks else v for k, v in dense.items()}
-    for key, value in final.items():
+        if not feedback:
+            dense = at_mask(dense)
+        if server_round in (2, 4):
+            masks = magnitude_masks(dense, cubic(0.8, server_round, 4), structured=False)
+    for key, value in at_mask(dense).items():
         torch.testing.assert_close(federated[key], value, atol=1e-6, rtol=1e-5)
     weights = [v for v in federated.values() if v.dim() >= 2]
     zeros = sum(int((v == 0).sum()) for v in weights) / sum(v.numel() for v in weights)

@@ -1,14 +1,18 @@
 """Pruning methods as the server applies them round by round, written as a spec string.
 
-- ``dpf(sparsity, every=1, structured=False)``: Dynamic Pruning with Feedback (Lin, Stich,
-  Barba, Dmitriev & Jaggi, ICLR 2020, arXiv 2006.07253). The server keeps dense weights ``w``
-  and sends the pruned model ``m * w``; the round's update, computed at the pruned model,
-  is applied to the dense weights (the feedback: a pruned weight keeps learning and can come
-  back); the mask is recomputed from ``w`` by magnitude every ``every`` rounds, at the
-  sparsity of the cubic schedule ``s_t = s (1 - (1 - t/T)^3)`` over the run's T rounds.
-- ``gradual(sparsity, every=1, structured=False)``: gradual magnitude pruning on the same
-  schedule without feedback (Zhu & Gupta, arXiv 1710.01878): pruned weights are zero and stay
-  so, the update reaches the kept ones only.
+- ``dpf(sparsity, every=1, until=0.75, structured=False)``: Dynamic Pruning with Feedback
+  (Lin, Stich, Barba, Dmitriev & Jaggi, ICLR 2020, arXiv 2006.07253). The server keeps dense
+  weights ``w`` and sends the pruned model ``m * w``; the round's update, computed at the
+  pruned model, is applied to the dense weights (the feedback: a pruned weight keeps learning
+  and can come back); the mask is recomputed from ``w`` by magnitude every ``every`` rounds,
+  at the sparsity of the cubic schedule ``s_t = s (1 - (1 - t/E)^3)`` (Zhu & Gupta), which
+  reaches the target at round ``E = until * T`` of the run's T rounds; the mask then stays
+  fixed for the rest of the run (Zhu & Gupta: "once the model achieves the target sparsity,
+  the weight masks are no longer updated"). Reimplementations of DPF end the ramp at the
+  second learning-rate decay, 75% of their CIFAR schedule: hence ``until=0.75``.
+- ``gradual(sparsity, every=1, until=0.75, structured=False)``: gradual magnitude pruning on
+  the same schedule without feedback (Zhu & Gupta, arXiv 1710.01878): pruned weights are zero
+  and stay so, the update reaches the kept ones only.
 - ``one-shot(sparsity, at=0.5, structured=False)``: dense training until round ``at * T``,
   then one magnitude pruning to ``sparsity`` and training of the kept weights to the end.
 
@@ -53,23 +57,34 @@ class Pruning(ABC):
         """The sparsity of the mask to compute after ``server_round``, or None to keep it."""
 
 
-def cubic(sparsity: float, server_round: int, num_rounds: int) -> float:
-    """``s (1 - (1 - t/T)^3)``: fast at first, flat towards the end (Zhu & Gupta)."""
-    return sparsity * (1 - (1 - min(server_round / num_rounds, 1.0)) ** 3)
+def cubic(sparsity: float, server_round: int, end: int) -> float:
+    """``s (1 - (1 - t/E)^3)``: fast at first, flat towards round ``E`` (Zhu & Gupta)."""
+    return sparsity * (1 - (1 - min(server_round / end, 1.0)) ** 3)
 
 
 @dataclass(frozen=True)
 class _Scheduled(Pruning):
     every: int = 1
+    until: float = 0.75
 
     def check(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise ConfigError(f"pruning every must be an integer >= 1, got {self.every!r}")
+        if isinstance(self.until, bool) or not isinstance(self.until, int | float):
+            raise ConfigError(f"pruning until must be a number in (0, 1], got {self.until!r}")
+        if not 0 < self.until <= 1:
+            raise ConfigError(f"pruning until must be in (0, 1], got {self.until}")
+
+    def end(self, num_rounds: int) -> int:
+        """The round at which the ramp reaches the target sparsity: ``until * T``, rounded
+        down."""
+        return max(int(self.until * num_rounds), 1)
 
     def target(self, server_round: int, num_rounds: int) -> float | None:
-        if server_round % self.every and server_round != num_rounds:
+        end = self.end(num_rounds)
+        if server_round > end or (server_round % self.every and server_round != end):
             return None
-        return cubic(self.sparsity, server_round, num_rounds)
+        return cubic(self.sparsity, server_round, end)
 
 
 @PRUNING.register("dpf")

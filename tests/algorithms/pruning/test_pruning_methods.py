@@ -50,14 +50,27 @@ def test_cubic_schedule_is_fast_first_and_reaches_the_target():
 
 
 def test_when_each_method_recomputes_its_mask():
-    dpf = parse_pruning("dpf(sparsity=0.8, every=4)")
+    dpf = parse_pruning("dpf(sparsity=0.8, every=4, until=1)")
     assert dpf.feedback and [t for t in range(1, 11) if dpf.target(t, 10) is not None] == [
         4,
         8,
         10,
     ]
-    gradual = parse_pruning("gradual(sparsity=0.8)")
-    assert not gradual.feedback and gradual.target(3, 10) == pytest.approx(cubic(0.8, 3, 10))
+    # by default the ramp ends at 3/4 of the run; the mask is fixed after it
+    gradual = parse_pruning("gradual(sparsity=0.8, every=2)")
+    assert not gradual.feedback
+    assert [t for t in range(1, 21) if gradual.target(t, 20) is not None] == [
+        2,
+        4,
+        6,
+        8,
+        10,
+        12,
+        14,
+        15,
+    ]
+    assert gradual.target(6, 20) == pytest.approx(cubic(0.8, 6, 15))
+    assert gradual.target(15, 20) == pytest.approx(0.8)
     one_shot = parse_pruning("one-shot(sparsity=0.8, at=0.3)")
     assert [t for t in range(1, 11) if one_shot.target(t, 10) is not None] == [3]
     assert one_shot.target(3, 10) == 0.8 and parse_pruning("none") is None
@@ -69,6 +82,7 @@ def test_when_each_method_recomputes_its_mask():
         ("dpf(sparsity=1.0)", r"sparsity must be in \[0, 1\), got 1.0"),
         ("dpf(sparsity=-0.1)", r"sparsity must be in \[0, 1\)"),
         ("dpf(sparsity=0.9, every=0)", "every must be an integer >= 1"),
+        ("gradual(sparsity=0.9, until=0)", r"until must be in \(0, 1\], got 0"),
         ("one-shot(sparsity=0.9, at=2)", r"at must be a fraction of the rounds in \[0, 1\]"),
         ("dpf", "needs sparsity=..."),
         ("snip(sparsity=0.9)", "expected one of dpf, gradual, one-shot"),

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib import cycler  # noqa: E402
 
 from stamen.errors import StamenError  # noqa: E402
 from stamen.simulations.bench import Cell, cell_dir, result_columns  # noqa: E402
@@ -262,6 +263,10 @@ def _number(mean: float, std: float, count: float, form: str) -> str:
     return form.format(mean) + (f" ± {form.format(std)}" if count > 1 else "")
 
 
+# Lines of a panel: ten colours, then the same in each next line style (40 distinct lines).
+LINE_STYLES = cycler(linestyle=["-", "--", ":", "-."]) * cycler(color=plt.get_cmap("tab10").colors)
+
+
 def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "round") -> None:
     """Test accuracy, mean over seeds, per round (``x = "round"``) or against the megabytes a
     client sent so far (``x = "MB up"``) or sent and received (``x = "MB"``): one panel per
@@ -276,6 +281,7 @@ def plot_grid(results: pd.DataFrame, axes: list[str], path: Path, x: str = "roun
     for ax, panel in zip(grid[0], panels):
         rows = results if panel is None else results[results[panel_axis] == panel]
         keys = line_axes or [panel_axis]
+        ax.set_prop_cycle(LINE_STYLES)
         for label, line in rows.groupby(keys, dropna=False):
             evaluated = line[(line.scope == "server") & (line.metric == "accuracy")]
             mean = evaluated.groupby("round").value.mean()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -351,3 +352,18 @@ def test_a_grid_whose_only_axis_is_the_seed_is_one_cell(tmp_path):
     assert "| all | 70.00 ± 14.14 | 2 |" in (tmp_path / "table.md").read_text()
     plot_grid(results, axes, tmp_path / "accuracy.png")
     assert (tmp_path / "accuracy.png").exists()
+
+
+def test_every_line_of_a_crowded_plot_has_its_own_colour_and_style(tmp_path, monkeypatch):
+    rows = [
+        {"method": f"m{i:02d}", "seed": 0, "scope": "server", "metric": "accuracy",
+         "round": r, "value": 0.1 * r + 0.01 * i}
+        for i in range(29)
+        for r in (0, 1, 2)
+    ]  # fmt: skip
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_grid(pd.DataFrame(rows), ["method", "seed"], tmp_path / "accuracy.png")
+    lines = figures[0].axes[0].lines
+    assert len(lines) == 29
+    assert len({(str(line.get_color()), line.get_linestyle()) for line in lines}) == 29

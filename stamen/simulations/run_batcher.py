@@ -67,7 +67,7 @@ class RunBatcher:
                     self._condition.release()
                     try:
                         _train(batch)
-                    except Exception as exc:  # noqa: BLE001  each run reports it; none waits on
+                    except Exception as exc:  # noqa: BLE001  every run of the batch gets it, none hangs
                         for waiting in batch:
                             waiting.error, waiting.done = waiting.error or exc, True
                     finally:

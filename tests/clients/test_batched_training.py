@@ -1,4 +1,5 @@
-"""Batched local SGD (torch.func) equals ``training.train`` run one client at a time."""
+"""Batched local SGD (torch.func) equals ``training.train`` run one client at a time, also
+at a pruned model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from stamen.clients.batched_training import BatchedSGD
+from stamen.clients.pruned_training import PrunedTraining
 from stamen.clients.training import TrainSettings, minibatches, train
 from stamen.datasets import FederatedDataset, Split
 from stamen.models import create_model
@@ -23,16 +25,34 @@ def image_data(rng: np.random.Generator) -> FederatedDataset:
     return FederatedDataset("tiny", split, split, 10, (1, 12, 12), "image")
 
 
+def pruned_half(model: torch.nn.Module, device: torch.device) -> dict[str, torch.Tensor]:
+    """Half of each weight matrix pruned at random; ``model`` set to ``m * w``, as sent."""
+    rng = np.random.default_rng(1)
+    masks = {
+        name: torch.from_numpy(rng.random(tuple(p.shape)) < 0.5).to(device, torch.float32)
+        for name, p in model.named_parameters()
+        if p.dim() >= 2
+    }
+    with torch.no_grad():
+        for name, mask in masks.items():
+            model.get_parameter(name).mul_(mask)
+    return masks
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("model_name", "momentum", "weight_decay"),
     [("cnn", 0.0, 0.0), ("cnn", 0.9, 1e-3), ("mlp", 0.5, 0.0)],
 )
-def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay, device):
+# a pruned model's clients step at m * w: onto every weight (DPF) or the kept ones only
+@pytest.mark.parametrize("feedback", [None, True, False], ids=["dense", "dpf", "no-feedback"])
+def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay, device, feedback):
     device = torch.device(device)
     data = image_data(np.random.default_rng(0))
     global_model = create_model(model_name, data.input_shape, data.num_classes, seed=0)
     global_model.to(device)
+    masks = pruned_half(global_model, device) if feedback is not None else {}
+    pruned = PrunedTraining(masks, feedback) if masks else None
     start = {k: v.clone() for k, v in global_model.state_dict().items()}
     seeds = [11, 22, 33]
     # each client's batches, in order (local-steps mode draws them from its rng)
@@ -47,7 +67,7 @@ def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay, 
         batches = []
         rng = np.random.default_rng(client)
         torch.manual_seed(seed)
-        metrics = train(model, data, owned[client], settings, rng, device)
+        metrics = train(model, data, owned[client], settings, rng, device, pruned=pruned)
         alone.append(({k: v.detach() for k, v in model.named_parameters()}, metrics))
         for batch in minibatches(owned[client], settings, np.random.default_rng(client)):
             batches.append(data.to_tensors(data.train, batch))
@@ -55,7 +75,13 @@ def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay, 
         labels.append(torch.stack([y for _, y in batches]))
     batched, losses = BatchedSGD(
         global_model, lr=0.1, momentum=momentum, weight_decay=weight_decay
-    ).run(torch.stack(inputs).to(device), torch.stack(labels).to(device), seeds)
+    ).run(
+        torch.stack(inputs).to(device),
+        torch.stack(labels).to(device),
+        seeds,
+        masks={name: mask.expand(CLIENTS, *mask.shape) for name, mask in masks.items()},
+        feedback=feedback is not False,
+    )
     for client in range(CLIENTS):
         params, metrics = alone[client]
         for name, value in params.items():

@@ -1,5 +1,5 @@
-"""A node's local training at the pruned model it was sent (Lin et al., ICLR 2020): against
-hand-written loops, one by one and batched."""
+"""A node's local training at the pruned model it was sent (Lin et al., ICLR 2020), against
+a hand-written loop (batched: tests/clients/test_batched_training.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stamen.clients.batched_training import BatchedSGD
 from stamen.clients.pruned_training import PrunedTraining
 from stamen.clients.training import TrainSettings, minibatches, train
 from stamen.datasets import FederatedDataset, Split
@@ -85,31 +84,3 @@ def test_local_steps_are_taken_at_the_pruned_model(feedback):
 
 def test_the_dense_first_round_trains_as_without_pruning():
     assert PrunedTraining.of({}, True, torch.device("cpu")) is None
-
-
-@pytest.mark.parametrize("feedback", [True, False], ids=["dpf", "no-feedback"])
-def test_batched_clients_of_a_pruned_model_end_as_they_would_alone(feedback):
-    data = tiny_data()
-    model = create_model("cnn", data.input_shape, data.num_classes, seed=0)
-    masks, start = pruned_start(model)
-    pruned = PrunedTraining.of(masks, feedback, torch.device("cpu"))
-    owned = np.arange(3 * STEPS * BATCH).reshape(3, STEPS * BATCH)
-    seeds, alone, inputs, labels = [11, 22, 33], [], [], []
-    for client, seed in enumerate(seeds):
-        local = create_model("cnn", data.input_shape, data.num_classes, seed=0)
-        local.load_state_dict(start)
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(client)
-        train(local, data, owned[client], SETTINGS, rng, torch.device("cpu"), pruned=pruned)
-        alone.append(dict(local.named_parameters()))
-        batches = list(minibatches(owned[client], SETTINGS, np.random.default_rng(client)))
-        tensors = [data.to_tensors(data.train, batch) for batch in batches]
-        inputs.append(torch.stack([x for x, _ in tensors]))
-        labels.append(torch.stack([y for _, y in tensors]))
-    stacked = {name: mask.expand(3, *mask.shape) for name, mask in pruned.masks.items()}
-    batched, _ = BatchedSGD(model, LR, MOMENTUM, DECAY).run(
-        torch.stack(inputs), torch.stack(labels), seeds, masks=stacked, feedback=feedback
-    )
-    for client in range(3):
-        for name, p in alone[client].items():
-            torch.testing.assert_close(batched[name][client], p.detach(), atol=1e-5, rtol=1e-4)

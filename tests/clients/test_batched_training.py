@@ -10,33 +10,11 @@ import torch
 from stamen.clients.batched_training import BatchedSGD
 from stamen.clients.pruned_training import PrunedTraining
 from stamen.clients.training import TrainSettings, minibatches, train
-from stamen.datasets import FederatedDataset, Split
 from stamen.models import create_model
 
 CLIENTS, STEPS, BATCH = 3, 2, 8
 # CUDA where a machine has it: Stamen's dropout layers draw the same masks on every device
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-def image_data(rng: np.random.Generator) -> FederatedDataset:
-    """Tiny MNIST-shaped images, so that the bucketing CNN (two dropout layers) applies."""
-    n = CLIENTS * STEPS * BATCH
-    split = Split(rng.integers(0, 256, (n, 1, 12, 12), dtype=np.uint8), rng.integers(0, 10, n))
-    return FederatedDataset("tiny", split, split, 10, (1, 12, 12), "image")
-
-
-def pruned_half(model: torch.nn.Module, device: torch.device) -> dict[str, torch.Tensor]:
-    """Half of each weight matrix pruned at random; ``model`` set to ``m * w``, as sent."""
-    rng = np.random.default_rng(1)
-    masks = {
-        name: torch.from_numpy(rng.random(tuple(p.shape)) < 0.5).to(device, torch.float32)
-        for name, p in model.named_parameters()
-        if p.dim() >= 2
-    }
-    with torch.no_grad():
-        for name, mask in masks.items():
-            model.get_parameter(name).mul_(mask)
-    return masks
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -46,13 +24,17 @@ def pruned_half(model: torch.nn.Module, device: torch.device) -> dict[str, torch
 )
 # a pruned model's clients step at m * w: onto every weight (DPF) or the kept ones only
 @pytest.mark.parametrize("feedback", [None, True, False], ids=["dense", "dpf", "no-feedback"])
-def test_each_client_ends_as_it_would_alone(model_name, momentum, weight_decay, device, feedback):
+def test_each_client_ends_as_it_would_alone(
+    model_name, momentum, weight_decay, device, feedback, tiny_images, prune_half
+):
     device = torch.device(device)
-    data = image_data(np.random.default_rng(0))
+    data = tiny_images(CLIENTS * STEPS * BATCH)
     global_model = create_model(model_name, data.input_shape, data.num_classes, seed=0)
     global_model.to(device)
-    masks = pruned_half(global_model, device) if feedback is not None else {}
-    pruned = PrunedTraining(masks, feedback) if masks else None
+    pruned = PrunedTraining.of(
+        prune_half(global_model) if feedback is not None else {}, bool(feedback), device
+    )
+    masks = pruned.masks if pruned else {}
     start = {k: v.clone() for k, v in global_model.state_dict().items()}
     seeds = [11, 22, 33]
     # each client's batches, in order (local-steps mode draws them from its rng)

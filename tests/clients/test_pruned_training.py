@@ -10,35 +10,12 @@ import torch.nn.functional as F
 
 from stamen.clients.pruned_training import PrunedTraining
 from stamen.clients.training import TrainSettings, minibatches, train
-from stamen.datasets import FederatedDataset, Split
 from stamen.models import create_model
 
 STEPS, BATCH, LR, MOMENTUM, DECAY = 4, 8, 0.1, 0.9, 1e-3
 SETTINGS = TrainSettings(
     local_steps=STEPS, batch_size=BATCH, lr=LR, momentum=MOMENTUM, weight_decay=DECAY
 )
-
-
-def tiny_data() -> FederatedDataset:
-    rng = np.random.default_rng(0)
-    n = 3 * STEPS * BATCH
-    split = Split(rng.integers(0, 256, (n, 1, 12, 12), dtype=np.uint8), rng.integers(0, 10, n))
-    return FederatedDataset("tiny", split, split, 10, (1, 12, 12), "image")
-
-
-def pruned_start(model: torch.nn.Module) -> tuple[dict[str, np.ndarray], dict[str, torch.Tensor]]:
-    """Half of each weight matrix pruned at random; the model set to ``m * w``, as sent."""
-    rng = np.random.default_rng(1)
-    masks = {
-        name: rng.random(tuple(p.shape)) < 0.5
-        for name, p in model.named_parameters()
-        if p.dim() >= 2
-    }
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name in masks:
-                p.mul_(torch.from_numpy(masks[name]).float())
-    return masks, {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def by_hand(model, data, indices, masks, feedback):  # noqa: ANN001, ANN201
@@ -62,10 +39,11 @@ def by_hand(model, data, indices, masks, feedback):  # noqa: ANN001, ANN201
 
 
 @pytest.mark.parametrize("feedback", [True, False], ids=["dpf", "no-feedback"])
-def test_local_steps_are_taken_at_the_pruned_model(feedback):
-    data, indices = tiny_data(), np.arange(3 * STEPS * BATCH)
+def test_local_steps_are_taken_at_the_pruned_model(feedback, tiny_images, prune_half):
+    data, indices = tiny_images(3 * STEPS * BATCH), np.arange(3 * STEPS * BATCH)
     model = create_model("mlp", data.input_shape, data.num_classes, seed=0)
-    masks, start = pruned_start(model)
+    masks = prune_half(model)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
     pruned = PrunedTraining.of(masks, feedback, torch.device("cpu"))
     train(
         model, data, indices, SETTINGS, np.random.default_rng(2), torch.device("cpu"), pruned=pruned

@@ -5,7 +5,9 @@ The robustness benchmarks' work: ``--clients`` clients (default 25) of the bucke
 dropout off so that every layout does the same arithmetic). Seconds per round of:
 
 - ``loop``: one client after another (what the inline engine and the bare loop do);
-- ``loop, channels_last``: the same, with the model and images in channels-last layout;
+- ``loop, NHWC images``: the same, with the images in channels-last layout, as
+  ``FederatedDataset.to_tensors`` gives them (a one-channel batch is contiguous in both
+  layouts, so its strides are set explicitly; torch picks the convolution's layout from them);
 - ``vmap``: ``torch.func.vmap(grad(...))`` over the clients' stacked parameters (the
   ``BatchedSGD`` path);
 - ``grouped``: every client's convolution weights stacked into one grouped convolution
@@ -39,7 +41,10 @@ BATCH = 32
 Gradients = list[torch.Tensor]  # per parameter: (clients, *shape), or (*shape) when summed
 
 
-def loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Gradients:
+def loop(
+    model: torch.nn.Module, x: torch.Tensor | list[torch.Tensor], y: torch.Tensor
+) -> Gradients:
+    """One client after another; ``x`` per client (a tensor's first axis or a list)."""
     per_client = []
     for images, labels in zip(x, y, strict=True):
         model.zero_grad(set_to_none=True)
@@ -113,11 +118,10 @@ def main() -> None:
     model = create_model("cnn", (1, 28, 28), 10, 0).eval()  # eval: dropout off everywhere
     x = torch.randn(args.clients, BATCH, 1, 28, 28)
     y = torch.randint(0, 10, (args.clients, BATCH))
-    last = create_model("cnn", (1, 28, 28), 10, 0).eval().to(memory_format=torch.channels_last)
-    x_last = x.flatten(0, 1).contiguous(memory_format=torch.channels_last).view_as(x)
+    x_last = [torch.empty(i.shape, memory_format=torch.channels_last).copy_(i) for i in x]
     rows = {
         "loop": lambda: loop(model, x, y),
-        "loop, channels_last": lambda: loop(last, x_last, y),
+        "loop, NHWC images": lambda: loop(model, x_last, y),
         "vmap": lambda: vmapped(model, x, y),
         "grouped": lambda: grouped(model, x, y),
         "concatenated": lambda: concatenated(model, x, y),

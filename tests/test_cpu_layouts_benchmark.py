@@ -16,7 +16,7 @@ def test_every_exact_layout_matches_the_loop():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line[:22].strip(): line[22:].split() for line in done.stdout.splitlines()[2:7]}
-    assert list(rows) == ["loop", "loop, channels_last", "vmap", "grouped", "concatenated"]
-    for name in ("loop, channels_last", "vmap", "grouped"):
+    assert list(rows) == ["loop", "loop, NHWC images", "vmap", "grouped", "concatenated"]
+    for name in ("loop, NHWC images", "vmap", "grouped"):
         assert float(rows[name][2]) < 1e-4, (name, rows[name])
     assert rows["concatenated"][2] == "summed"

@@ -92,7 +92,8 @@ class FederatedDataset:
         Returns
         -------
         x : Tensor
-            Images: ``float32 (b, C, H, W)`` equal to ``(x / 255 - mean) / std``;
+            Images: ``float32 (b, C, H, W)`` equal to ``(x / 255 - mean) / std``, in
+            channels-last memory layout;
             sequences: ``int64 (b, L)``; vectors: ``float32 (b, d)``.
         y : Tensor, shape (b,)
             ``int64`` labels.
@@ -101,7 +102,11 @@ class FederatedDataset:
         x = np.asarray(split.x[idx])
         y = torch.from_numpy(np.asarray(split.y[idx], dtype=np.int64))
         if self.kind == "image":
-            pixels = torch.from_numpy(x).to(torch.float32).div_(255.0)
+            # channels-last strides, set explicitly: a one-channel batch is contiguous in both
+            # layouts and torch picks the convolution's layout from the strides, so MNIST ran
+            # NCHW and Fashion-MNIST NHWC; NHWC is faster on CPU (benchmarks/cpu_layouts.py)
+            pixels = torch.empty(x.shape, dtype=torch.float32, memory_format=torch.channels_last)
+            pixels.copy_(torch.from_numpy(x)).div_(255.0)
             return pixels.sub_(self.mean).div_(self.std), y
         if self.kind == "sequence":
             return torch.from_numpy(x.astype(np.int64, copy=False)), y

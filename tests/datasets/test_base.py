@@ -21,6 +21,22 @@ def test_to_tensors_normalises_images():
     assert y.dtype == torch.int64 and y.tolist() == [1, 3]
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_image_batches_are_channels_last_whatever_the_stored_strides(channels):
+    # MNIST's and Fashion-MNIST's stored arrays differ in strides; a one-channel batch is
+    # contiguous in both layouts, so only the stride of C tells torch which one to use
+    pixels = np.arange(2 * channels * 12, dtype=np.uint8).reshape(2, channels, 3, 4)
+    for stored in (
+        pixels,
+        np.ascontiguousarray(pixels.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+    ):
+        split = Split(stored, np.array([0, 1]))
+        data = FederatedDataset("toy", split, split, 2, (channels, 3, 4), "image")
+        x, _ = data.to_tensors(split, np.array([0, 1]))
+        assert x.stride() == (12 * channels, 1, 4 * channels, channels)
+        torch.testing.assert_close(x, torch.from_numpy(pixels).float() / 255)
+
+
 def test_to_tensors_sequence_and_vector_dtypes():
     seq = Split(np.array([[1, 2], [3, 4]], dtype=np.uint8), np.array([0, 1]))
     vec = Split(np.array([[0.5], [1.5]], dtype=np.float64), np.array([1, 0]))

@@ -7,7 +7,8 @@ dropout off so that every layout does the same arithmetic). Seconds per round of
 - ``loop``: one client after another (what the inline engine and the bare loop do);
 - ``loop, NHWC images``: the same, with the images in channels-last layout, as
   ``FederatedDataset.to_tensors`` gives them (a one-channel batch is contiguous in both
-  layouts, so its strides are set explicitly; torch picks the convolution's layout from them);
+  layouts, so the copy asks for it explicitly; torch picks the convolution's layout from the
+  strides);
 - ``vmap``: ``torch.func.vmap(grad(...))`` over the clients' stacked parameters (the
   ``BatchedSGD`` path);
 - ``grouped``: every client's convolution weights stacked into one grouped convolution
@@ -118,7 +119,7 @@ def main() -> None:
     model = create_model("cnn", (1, 28, 28), 10, 0).eval()  # eval: dropout off everywhere
     x = torch.randn(args.clients, BATCH, 1, 28, 28)
     y = torch.randint(0, 10, (args.clients, BATCH))
-    x_last = [torch.empty(i.shape, memory_format=torch.channels_last).copy_(i) for i in x]
+    x_last = [images.clone(memory_format=torch.channels_last) for images in x]
     rows = {
         "loop": lambda: loop(model, x, y),
         "loop, NHWC images": lambda: loop(model, x_last, y),

@@ -102,12 +102,12 @@ class FederatedDataset:
         x = np.asarray(split.x[idx])
         y = torch.from_numpy(np.asarray(split.y[idx], dtype=np.int64))
         if self.kind == "image":
-            # channels-last strides, set explicitly: a one-channel batch is contiguous in both
+            # channels-last, asked for in the copy: a one-channel batch is contiguous in both
             # layouts, and torch picks the convolutions' layout from the strides, which would
             # follow the stored array's (NCHW for MNIST); NHWC is the faster on CPU
             # (benchmarks/cpu_layouts.py; max-pooling about 10x)
-            pixels = torch.empty(x.shape, dtype=torch.float32, memory_format=torch.channels_last)
-            pixels.copy_(torch.from_numpy(x)).div_(255.0)
+            pixels = torch.from_numpy(x).to(torch.float32, memory_format=torch.channels_last)
+            pixels.div_(255.0)
             return pixels.sub_(self.mean).div_(self.std), y
         if self.kind == "sequence":
             return torch.from_numpy(x.astype(np.int64, copy=False)), y
